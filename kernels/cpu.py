@@ -1,0 +1,492 @@
+"""numba CPU kernels. Each has a numba.cuda twin in ``cuda.py`` with the same name and arguments.
+
+Kernels compute and nothing else: the drivers in ``gpudedup`` allocate, validate and launch.
+Pixel arithmetic is done in float64 on exact integers (see ``resample.py``), so reassociation is
+harmless and is allowed for vectorisation; hash words are uint64 throughout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from .resample import BLOCK, RESAMPLE_BITS, THUMB
+
+_JIT = {"cache": True, "nogil": True}
+# Every float sum in these kernels is an exact integer below 2**53, so any association gives the
+# same bits; "reassoc"/"contract" only let LLVM vectorise the reductions.
+_EXACT_FLOAT = {"reassoc", "contract"}
+
+#: columns of B scanned per inner tile of the brute-force search (kept in L1 beside a row block)
+TILE_COLS = 4096
+
+
+@intrinsic
+def popcount64(typingctx, x):
+    """Hardware popcount of a uint64 (``llvm.ctpop.i64``: ``popcnt`` on x86-64)."""
+    sig = types.uint64(types.uint64)
+
+    def codegen(context, builder, signature, args):
+        fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+# ---------------------------------------------------------------------------------- digest
+
+
+@njit(inline="always")
+def _rotl(x, r):
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+@njit(inline="always")
+def _fmix(k):
+    k ^= k >> np.uint64(33)
+    k *= np.uint64(0xFF51AFD7ED558CCD)
+    k ^= k >> np.uint64(33)
+    k *= np.uint64(0xC4CEB9FE1A85EC53)
+    k ^= k >> np.uint64(33)
+    return k
+
+
+@njit(**_JIT)
+def _murmur3_x64_128(words, nbytes, seed):
+    # MurmurHash3_x64_128 of the first nbytes of a zero-padded little-endian word row.
+    c1 = np.uint64(0x87C37B91114253D5)
+    c2 = np.uint64(0x4CF5AD432745937F)
+    h1 = np.uint64(seed)
+    h2 = np.uint64(seed)
+    nblocks = nbytes // 16
+    for blk in range(nblocks):
+        k1 = words[2 * blk]
+        k2 = words[2 * blk + 1]
+        k1 *= c1
+        k1 = _rotl(k1, 31)
+        k1 *= c2
+        h1 ^= k1
+        h1 = _rotl(h1, 27)
+        h1 += h2
+        h1 = h1 * np.uint64(5) + np.uint64(0x52DCE729)
+        k2 *= c2
+        k2 = _rotl(k2, 33)
+        k2 *= c1
+        h2 ^= k2
+        h2 = _rotl(h2, 31)
+        h2 += h1
+        h2 = h2 * np.uint64(5) + np.uint64(0x38495AB5)
+    tail = nbytes - 16 * nblocks
+    if tail > 8:
+        k2 = words[2 * nblocks + 1]
+        k2 *= c2
+        k2 = _rotl(k2, 33)
+        k2 *= c1
+        h2 ^= k2
+    if tail > 0:
+        k1 = words[2 * nblocks]
+        k1 *= c1
+        k1 = _rotl(k1, 31)
+        k1 *= c2
+        h1 ^= k1
+    h1 ^= np.uint64(nbytes)
+    h2 ^= np.uint64(nbytes)
+    h1 += h2
+    h2 += h1
+    h1 = _fmix(h1)
+    h2 = _fmix(h2)
+    h1 += h2
+    h2 += h1
+    return h1, h2
+
+
+@njit(parallel=True, **_JIT)
+def digest_rows(words, nbytes, seed, out):
+    """128-bit MurmurHash3_x64_128 of each image's bytes.
+
+    words: (N, W) uint64, each row an image's bytes zero-padded to whole words; nbytes: the
+    true byte count; seed: uint32 derived from shape and dtype; out: (N, 2) uint64 (h1, h2).
+    """
+    for i in prange(words.shape[0]):
+        h1, h2 = _murmur3_x64_128(words[i], nbytes, seed)
+        out[i, 0] = h1
+        out[i, 1] = h2
+
+
+# ------------------------------------------------------------------------------- phash
+
+
+@njit(parallel=True, **_JIT)
+def linear_scales(images, out_scale, out_bad):
+    """Per-image power-of-two scale for the linear (non-uint8) path, and a non-finite flag.
+
+    images: (N, H, W) of any real dtype; out_scale: (N,) float64 set so that the largest
+    magnitude times the scale is below 2**23; out_bad: (N,) uint8, 1 where a pixel is NaN or inf.
+    """
+    for i in prange(images.shape[0]):
+        peak = 0.0
+        bad = 0
+        img = images[i]
+        for y in range(img.shape[0]):
+            for x in range(img.shape[1]):
+                v = abs(np.float64(img[y, x]))
+                if not math.isfinite(v):
+                    bad = 1
+                elif v > peak:
+                    peak = v
+        out_bad[i] = bad
+        if peak == 0.0 or bad:
+            out_scale[i] = 1.0
+        else:
+            _, exponent = math.frexp(peak)
+            out_scale[i] = math.ldexp(1.0, 23 - exponent)
+
+
+# The phash kernel lays a group of small images side by side in its scratch buffers, so every
+# pass sweeps rows of group * side values: short rows would spend their time in loop set-up.
+# Loop bounds come from array shapes, not constants: LLVM fully unrolls constant-count loops and
+# then leaves them scalar, while runtime counts are vectorised.
+GROUP_COLUMNS = 256
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _resample_rows(src, nrows_in, ncols, starts, weights, clip, dst):
+    # One Pillow resize pass along axis 0: dst[o, :] = shift(sum_k weights[o, k] *
+    # src[starts[o] + k, :]) with Pillow's rounding, clipped to uint8 when asked.
+    half = 2.0 ** (RESAMPLE_BITS - 1)
+    inv = 2.0**-RESAMPLE_BITS
+    for o in range(starts.shape[0]):
+        s0 = starts[o]
+        ntaps = min(weights.shape[1], nrows_in - s0)
+        for c in range(ncols):
+            dst[o, c] = half
+        # four taps per sweep: one load and store of the output row per four products
+        k = 0
+        while k + 4 <= ntaps:
+            w0 = weights[o, k]
+            w1 = weights[o, k + 1]
+            w2 = weights[o, k + 2]
+            w3 = weights[o, k + 3]
+            r = s0 + k
+            for c in range(ncols):
+                dst[o, c] += (w0 * src[r, c] + w1 * src[r + 1, c]) + (
+                    w2 * src[r + 2, c] + w3 * src[r + 3, c])
+            k += 4
+        while k < ntaps:
+            w0 = weights[o, k]
+            r = s0 + k
+            for c in range(ncols):
+                dst[o, c] += w0 * src[r, c]
+            k += 1
+        if clip:
+            for c in range(ncols):
+                dst[o, c] = min(max(np.floor(dst[o, c] * inv), 0.0), 255.0)
+        else:
+            for c in range(ncols):
+                dst[o, c] = np.floor(dst[o, c] * inv)
+
+
+@njit(**_JIT)
+def _regroup(src, length, group, dst):
+    # src[o, g * length + t] -> dst[t, g * 32 + o]: transpose each image's block so the next
+    # pass runs along the other image axis.
+    side = src.shape[0]
+    for g in range(group):
+        for t in range(length):
+            for o in range(side):
+                dst[t, g * side + o] = src[o, g * length + t]
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _dct_rows(thumbs, ncols, basis1, dct_shift, fold, work):
+    # DCT pass 1 (vertical) over the side-by-side thumbnails, with the even/odd butterfly:
+    # basis1[u, 31 - y] = (-1)**u basis1[u, y], so even rows use thumb[y] + thumb[31 - y] and
+    # odd rows the difference. Exact in float64 (|work| < 2**51).
+    side = thumbs.shape[0]
+    half_side = side // 2
+    for y in range(half_side):
+        for c in range(ncols):
+            top = thumbs[y, c]
+            bottom = thumbs[side - 1 - y, c]
+            fold[y, c] = top + bottom
+            fold[half_side + y, c] = top - bottom
+    for u in range(work.shape[0]):
+        base = 0 if u % 2 == 0 else half_side
+        for c in range(ncols):
+            work[u, c] = 0.0
+        for y in range(half_side):
+            coeff = basis1[u, y]
+            for c in range(ncols):
+                work[u, c] += coeff * fold[base + y, c]
+    if dct_shift > 0:
+        sh_half = 2.0 ** (dct_shift - 1)
+        sh_inv = 2.0**-dct_shift
+        for u in range(work.shape[0]):
+            for c in range(ncols):
+                work[u, c] = np.floor((work[u, c] + sh_half) * sh_inv)
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _dct_cols(work, col0, basis2t, acc, coef):
+    # DCT pass 2 (horizontal) of one image: |work| < 2**35 and the products need 61 bits, past
+    # float64's exact range, so split work into 18-bit halves, take both sums exactly and join
+    # them in int64. basis2t is (32, 8): the inner loop runs over the 8 outputs.
+    nfreq = work.shape[0]
+    split = 2.0**18
+    inv_split = 2.0**-18
+    for u in range(nfreq):
+        for v in range(nfreq):
+            acc[0, v] = 0.0
+            acc[1, v] = 0.0
+        for x in range(basis2t.shape[0]):
+            value = work[u, col0 + x]
+            high = np.floor(value * inv_split)
+            low = value - high * split
+            for v in range(nfreq):
+                acc[0, v] += high * basis2t[x, v]
+                acc[1, v] += low * basis2t[x, v]
+        for v in range(nfreq):
+            coef[u * nfreq + v] = np.int64(acc[0, v]) * np.int64(1 << 18) + np.int64(acc[1, v])
+
+
+@njit(**_JIT)
+def _pack_above_median(coef):
+    # bit = coefficient > median of the 64; the median is the mean of the 32nd and 33rd
+    # smallest, found by rank counting (c_i is the k-th smallest when
+    # #{c < c_i} <= k < #{c <= c_i}). Compare 2c with their sum: |c| < 2**61, no overflow.
+    # The first coefficient is the most significant bit, as imagehash prints it.
+    n = coef.shape[0]
+    low = np.int64(0)
+    high = np.int64(0)
+    for i in range(n):
+        ci = coef[i]
+        below = 0
+        equal = 0
+        for j in range(n):
+            below += coef[j] < ci
+            equal += coef[j] == ci
+        if below <= n // 2 - 1 < below + equal:
+            low = ci
+        if below <= n // 2 < below + equal:
+            high = ci
+    mid2 = low + high
+    h = np.uint64(0)
+    for idx in range(n):
+        if 2 * coef[idx] > mid2:
+            h |= np.uint64(1) << np.uint64(n - 1 - idx)
+    return h
+
+
+@njit(**_JIT)
+def _load_group(images, first, group, scales, transposed, src):
+    # pixels as exact integers (uint8 as they are; linear images scaled by a power of two and
+    # rounded), image g at columns g * len of src; transposed (W, H) for horizontal-first.
+    height, width = images.shape[1], images.shape[2]
+    for g in range(group):
+        img = images[first + g]
+        scale = scales[first + g]
+        if transposed:
+            for y0 in range(0, height, 16):
+                for x in range(width):
+                    for y in range(y0, min(y0 + 16, height)):
+                        src[x, g * height + y] = np.floor(np.float64(img[y, x]) * scale + 0.5)
+        else:
+            for y in range(height):
+                for x in range(width):
+                    src[y, g * width + x] = np.floor(np.float64(img[y, x]) * scale + 0.5)
+
+
+@njit(parallel=True, **_JIT)
+def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, vertical_first,
+                 clip, basis1, basis2t, dct_shift, out):
+    """imagehash-compatible perceptual hash of each image.
+
+    images: (N, H, W) real dtype; scales: (N,) float64 pixel multipliers (1.0 for uint8);
+    h_/v_starts, h_/v_weights: Pillow LANCZOS taps for W->32 and H->32; vertical_first: pass
+    order; clip: round and clip to uint8 between passes (the uint8 / Pillow path); basis1:
+    (8, 32) and basis2t: (32, 8), the integer DCT bases of the two passes; dct_shift: bits
+    dropped between the DCT passes; out: (N,) uint64.
+    """
+    n, height, width = images.shape
+    side = THUMB
+    longest = max(height, width)
+    group = max(1, GROUP_COLUMNS // max(longest, side))
+    ngroups = (n + group - 1) // group
+    nchunks = min(ngroups, 64)
+    for chunk in prange(nchunks):
+        src = np.empty((longest, group * longest), dtype=np.float64)
+        pass1 = np.empty((side, group * longest), dtype=np.float64)
+        pass1_t = np.empty((longest, group * side), dtype=np.float64)
+        thumbs = np.empty((side, group * side), dtype=np.float64)
+        swap = np.empty((side, group * side), dtype=np.float64)
+        work = np.empty((BLOCK, group * side), dtype=np.float64)
+        acc = np.empty((2, BLOCK), dtype=np.float64)
+        coef = np.empty(BLOCK * BLOCK, dtype=np.int64)
+        for grp in range(chunk * ngroups // nchunks, (chunk + 1) * ngroups // nchunks):
+            first = grp * group
+            count = min(group, n - first)
+            _load_group(images, first, count, scales, not vertical_first, src)
+            if vertical_first:
+                # (H, g*W) -> (32, g*W) -> (W, g*32) -> (32x, g*32y) -> thumbs (32y, g*32x)
+                _resample_rows(src, height, count * width, v_starts, v_weights, clip, pass1)
+                _regroup(pass1, width, count, pass1_t)
+                _resample_rows(pass1_t, width, count * side, h_starts, h_weights, clip, swap)
+                _regroup(swap, side, count, thumbs)
+            else:
+                # (W, g*H) -> (32x, g*H) -> (H, g*32x) -> thumbs (32y, g*32x)
+                _resample_rows(src, width, count * height, h_starts, h_weights, clip, pass1)
+                _regroup(pass1, height, count, pass1_t)
+                _resample_rows(pass1_t, height, count * side, v_starts, v_weights, clip, thumbs)
+            _dct_rows(thumbs, count * side, basis1, dct_shift, swap, work)
+            for g in range(count):
+                _dct_cols(work, g * side, basis2t, acc, coef)
+                out[first + g] = _pack_above_median(coef)
+
+
+@njit(parallel=True, **_JIT)
+def luma_images(rgb, out):
+    """Pillow's convert("L") of (N, H, W, 3) uint8 into (N, H, W) uint8."""
+    n, height, width, _ = rgb.shape
+    for i in prange(n):
+        for y in range(height):
+            for x in range(width):
+                acc = (np.int32(rgb[i, y, x, 0]) * 19595 + np.int32(rgb[i, y, x, 1]) * 38470
+                       + np.int32(rgb[i, y, x, 2]) * 7471 + 0x8000)
+                out[i, y, x] = np.uint8(acc >> 16)
+
+
+# ------------------------------------------------------------------------------ search
+
+
+#: columns checked per branch-free sweep before the matches in it are collected
+SWEEP = 256
+
+
+@njit(**_JIT)
+def _scan_row(ai, b, j0, j1, threshold, i, row, found, out_i, out_j, out_d):
+    # Matches of ai among b[j0:j1], appended to row `row` of the outputs from position `found`
+    # (writes past the capacity are counted, not stored). A branch-free sweep counts the hits
+    # of each SWEEP columns (LLVM vectorises it); only sweeps with a hit are scanned again.
+    # Unsigned indices: numba's negative-index wraparound would otherwise block vectorisation.
+    cap = out_i.shape[1]
+    j = j0
+    while j < j1:
+        j_end = min(j + SWEEP, j1)
+        hits = 0
+        for t in range(j, j_end):
+            hits += popcount64(ai ^ b[np.uintp(t)]) <= threshold
+        if hits:
+            for t in range(j, j_end):
+                d = popcount64(ai ^ b[t])
+                if d <= threshold:
+                    if found < cap:
+                        out_i[row, found] = i
+                        out_j[row, found] = t
+                        out_d[row, found] = d
+                    found += 1
+        j = j_end
+    return found
+
+
+@njit(parallel=True, **_JIT)
+def hamming_range(a, b, threshold, self_join, row_start, block_rows, counts, out_i, out_j,
+                  out_d):
+    """All pairs (i, j) with popcount(a[i] ^ b[j]) <= threshold, brute force in tiles.
+
+    Block k of ``counts.size`` covers rows ``row_start + k * block_rows`` onward; it writes up to
+    ``out_i.shape[1]`` matches into row k of out_i/out_j/out_d and the true count into counts[k]
+    (a count above the capacity tells the driver to grow and run that block again). With
+    self_join, only j > i is searched. Columns go in tiles of TILE_COLS so a tile of b stays in
+    cache across the block's rows.
+    """
+    n = a.shape[0]
+    m = b.shape[0]
+    thr = np.uint64(threshold)
+    for blk in prange(counts.shape[0]):
+        lo = row_start + blk * block_rows
+        hi = min(lo + block_rows, n)
+        found = 0
+        for c0 in range(0, m, TILE_COLS):
+            c1 = min(c0 + TILE_COLS, m)
+            for i in range(lo, hi):
+                j0 = max(c0, i + 1) if self_join else c0
+                found = _scan_row(a[i], b, j0, c1, thr, i, blk, found, out_i, out_j, out_d)
+        counts[blk] = found
+
+
+@njit(**_JIT)
+def mih_bucket_sort(codes, shift, mask, offsets, order, sorted_codes):
+    """Counting sort of ``codes`` by the substring ``(code >> shift) & mask``.
+
+    offsets: (mask + 2,) bucket starts; order: (len(codes),) original index of each sorted
+    code; sorted_codes: the codes in that order (a bucket's codes are read contiguously).
+    """
+    nkeys = np.int64(mask) + 1
+    for k in range(nkeys + 1):
+        offsets[k] = 0
+    for idx in range(codes.shape[0]):
+        offsets[np.int64((codes[idx] >> shift) & mask) + 1] += 1
+    for k in range(nkeys):
+        offsets[k + 1] += offsets[k]
+    fill = offsets[:nkeys].copy()
+    for idx in range(codes.shape[0]):
+        key = np.int64((codes[idx] >> shift) & mask)
+        order[fill[key]] = idx
+        sorted_codes[fill[key]] = codes[idx]
+        fill[key] += 1
+
+
+@njit(parallel=True, **_JIT)
+def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radius, flips,
+              offsets, order, sorted_codes, counts, out_i, out_j, out_d):
+    """The pairs of ``hamming_range``, found by multi-index hashing.
+
+    b is split into substrings (shifts[s], masks[s]) and bucketed by each with
+    ``mih_bucket_sort`` into offsets[s], order[s] and sorted_codes[s]. A pair within
+    ``threshold`` has some substring within ``radius`` (pigeonhole, radius = threshold // m), so
+    each query probes its key XOR every mask in ``flips`` (all masks of weight <= radius),
+    checks the candidates by popcount and reports a pair only from the first substring within
+    ``radius``, so once. Output convention as in ``hamming_range``.
+    """
+    n = a.shape[0]
+    nsub = shifts.shape[0]
+    cap = out_i.shape[1]
+    thr = np.uint64(threshold)
+    rad = np.uint64(radius)
+    for blk in prange(counts.shape[0]):
+        lo = row_start + blk * block_rows
+        hi = min(lo + block_rows, n)
+        found = 0
+        for i in range(lo, hi):
+            ai = a[i]
+            for s in range(nsub):
+                key = (ai >> shifts[s]) & masks[s]
+                for f in range(flips.shape[0]):
+                    flip = flips[f]
+                    if flip > masks[s]:
+                        break  # flips are sorted; the rest exceed this substring's width
+                    probe = np.int64(key ^ flip)
+                    for idx in range(offsets[s, probe], offsets[s, probe + 1]):
+                        x = ai ^ sorted_codes[s, idx]
+                        d = popcount64(x)
+                        if d > thr:
+                            continue
+                        j = order[s, idx]
+                        if self_join and j <= i:
+                            continue
+                        first = True
+                        for t in range(s):
+                            if popcount64((x >> shifts[t]) & masks[t]) <= rad:
+                                first = False
+                                break
+                        if first:
+                            if found < cap:
+                                out_i[blk, found] = i
+                                out_j[blk, found] = j
+                                out_d[blk, found] = d
+                            found += 1
+        counts[blk] = found

@@ -1,0 +1,133 @@
+"""Pillow-exact LANCZOS resize tables and the integer DCT basis, shared by every backend.
+
+Everything here is host-side numpy, computed once per image shape. The kernels receive the
+tables as float64 arrays holding exact integers, so any summation order (BLAS, SIMD, GPU) gives
+the same result: every product and partial sum stays an integer below 2**53.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+#: side of the thumbnail the DCT runs on (imagehash: hash_size 8 * highfreq_factor 4)
+THUMB = 32
+#: side of the low-frequency DCT block whose 64 coefficients become the hash bits
+BLOCK = 8
+#: fractional bits of Pillow's fixed-point resampling coefficients (PRECISION_BITS)
+RESAMPLE_BITS = 22
+#: fractional bits of the vertical (first) and horizontal (second) DCT bases
+DCT_BITS_1 = 22
+DCT_BITS_2 = 21
+#: linear (non-uint8) images are scaled by a power of two so their largest magnitude is
+#: below 2**LINEAR_BITS before resizing
+LINEAR_BITS = 23
+#: bits dropped after the first DCT pass of a linear image, so the second pass fits in int64
+LINEAR_DCT_SHIFT = 16
+#: Pillow's convert("L") weights for R, G, B (16 fractional bits, rounded)
+LUMA_WEIGHTS = (19595, 38470, 7471)
+
+
+def _lanczos(x: float) -> float:
+    # Pillow's lanczos_filter: sinc(x) * sinc(x / 3) on [-3, 3), in C double arithmetic.
+    if -3.0 <= x < 3.0:
+        return _sinc(x) * _sinc(x / 3)
+    return 0.0
+
+
+def _sinc(x: float) -> float:
+    if x == 0.0:
+        return 1.0
+    x = x * math.pi
+    return math.sin(x) / x
+
+
+@lru_cache(maxsize=256)
+def lanczos_taps(in_size: int, out_size: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's fixed-point LANCZOS taps for resizing one axis from ``in_size`` to ``out_size``.
+
+    Returns ``(starts, weights)``: output sample ``o`` is
+    ``sum(weights[o, k] * src[starts[o] + k])`` followed by Pillow's rounding shift. Weights are
+    integers scaled by ``2**RESAMPLE_BITS`` (stored as float64), zero past each row's support.
+    An axis that keeps its size gets the identity (Pillow skips that pass).
+    """
+    if in_size == out_size:
+        return np.arange(out_size, dtype=np.int64), np.full((out_size, 1), 2.0**RESAMPLE_BITS)
+    # precompute_coeffs in Resample.c, operation for operation
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support = 3.0 * filterscale
+    ksize = int(math.ceil(support)) * 2 + 1
+    starts = np.zeros(out_size, dtype=np.int64)
+    weights = np.zeros((out_size, ksize), dtype=np.float64)
+    inv = 1.0 / filterscale
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        taps = [_lanczos((x + xmin - center + 0.5) * inv) for x in range(xmax)]
+        total = 0.0
+        for w in taps:
+            total += w
+        for x, w in enumerate(taps):
+            k = w / total if total != 0.0 else w
+            # normalize_coeffs_8bpc: round half away from zero, truncate toward zero
+            scaled = k * (1 << RESAMPLE_BITS)
+            weights[xx, x] = int(scaled - 0.5) if k < 0 else int(scaled + 0.5)
+        starts[xx] = xmin
+    return starts, weights
+
+
+def pillow_major_version() -> int:
+    """Major version of the installed Pillow, or a large number when it is absent."""
+    try:
+        import PIL
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        return 10**6
+    return int(PIL.__version__.split(".")[0])
+
+
+def vertical_first(height: int, width: int, pillow_major: int | None = None) -> bool:
+    """Whether Pillow resizes an ``height x width`` image to 32x32 vertically first.
+
+    Pillow 13 (PR 9549) runs the vertical pass first when the height shrinks and shrinks by more
+    than twice as many pixels as the width; earlier versions always go horizontal first. The
+    order matters because each pass rounds and clips to uint8.
+    """
+    if pillow_major is None:
+        pillow_major = pillow_major_version()
+    if pillow_major < 13:
+        return False
+    shrink_h = height - THUMB
+    shrink_w = width - THUMB
+    return shrink_h > 0 and shrink_h > 2 * shrink_w
+
+
+@lru_cache(maxsize=4)
+def dct_basis(bits: int) -> np.ndarray:
+    """Rows 0..7 of the unnormalised DCT-II basis over 32 samples, scaled by ``2**bits``.
+
+    ``basis[u, y] = rint(cos(pi * u * (2y + 1) / 64) * 2**bits)``; imagehash's factor 2 per axis
+    is dropped (a common scale does not change which coefficients exceed the median). Rounding is
+    symmetric, so the cancellations of the exact basis survive: a constant image has exactly zero
+    AC coefficients.
+    """
+    u = np.arange(BLOCK, dtype=np.float64)[:, None]
+    y = np.arange(THUMB // 2, dtype=np.float64)[None, :]
+    half = np.rint(np.cos(np.pi * u * (2 * y + 1) / (2 * THUMB)) * 2.0**bits)
+    # mirror the second half so basis[u, 31 - y] == (-1)**u * basis[u, y] holds exactly (the
+    # kernels' even/odd butterfly relies on it)
+    sign = np.where(np.arange(BLOCK) % 2 == 0, 1.0, -1.0)[:, None]
+    basis = np.concatenate([half, sign * half[:, ::-1]], axis=1)
+    basis.setflags(write=False)
+    return basis
+
+
+def linear_scale(max_abs: float) -> float:
+    """Power of two that brings ``max_abs`` just below ``2**LINEAR_BITS`` (1.0 for zero)."""
+    if max_abs == 0.0 or not math.isfinite(max_abs):
+        return 1.0
+    _, exponent = math.frexp(max_abs)  # max_abs = m * 2**exponent, 0.5 <= m < 1
+    return math.ldexp(1.0, LINEAR_BITS - exponent)
