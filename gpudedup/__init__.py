@@ -1,0 +1,23 @@
+"""gpudedup: find leaked, duplicated and near-duplicated images in array datasets, fast."""
+
+__version__ = "0.1.0"
+
+from .api import DEFAULT_THRESHOLD, find_duplicates, find_overlaps, scan  # noqa: E402
+from .hashing import digest, hash_images, phash  # noqa: E402
+from .hashset import HashSet  # noqa: E402
+from .results import Conflict, Overlaps, Report  # noqa: E402
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Conflict",
+    "HashSet",
+    "Overlaps",
+    "Report",
+    "__version__",
+    "digest",
+    "find_duplicates",
+    "find_overlaps",
+    "hash_images",
+    "phash",
+    "scan",
+]

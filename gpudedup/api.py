@@ -1,0 +1,208 @@
+"""The public calls: find_overlaps, find_duplicates and scan. Orchestration only."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import backend as backends
+from .hashing import _check_batch_size, hash_source
+from .hashset import HashSet
+from .results import Overlaps, Report, SplitInfo
+from .search import STRATEGIES, digest_pairs, hamming_pairs, verify_pairs
+from .sources import as_source
+
+#: default largest Hamming distance of a near pair, chosen with bench/accuracy.py
+DEFAULT_THRESHOLD = 8
+
+
+def _check_options(threshold, exact, near, strategy) -> int:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)):
+        raise ValueError(f"threshold: expected an integer from 0 to 64, got {threshold!r}")
+    if not 0 <= int(threshold) <= 64:
+        raise ValueError(f"threshold: expected an integer from 0 to 64, got {threshold}")
+    if not exact and not near:
+        raise ValueError("exact, near: at least one of them must be True")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    return int(threshold)
+
+
+def _hashes(obj, name: str, be, *, exact: bool, near: bool, batch_size, progress) -> HashSet:
+    # a HashSet is used as it is; anything else is validated and hashed now
+    if isinstance(obj, HashSet):
+        return obj
+    source = as_source(obj, name)
+    return hash_source(source, be, digests=exact, phashes=near, batch_size=batch_size,
+                       progress=progress)
+
+
+def _pair_keys(i: np.ndarray, j: np.ndarray, width: int) -> np.ndarray:
+    return i * np.int64(width) + j
+
+
+def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, threshold: int,
+              exact: bool, near: bool, verify: bool, be, strategy: str) -> Overlaps:
+    self_join = hb is None
+    other = ha if self_join else hb
+    width = max(other.count, 1)
+    if near and ha.convention and other.convention and ha.convention != other.convention:
+        warnings.warn(f"{names[0]}, {names[1]}: phashes made with different Pillow resize "
+                      f"orders ({ha.convention} vs {other.convention}); distances may be off",
+                      stacklevel=3)
+    ei = ej = np.empty(0, np.int64)
+    if exact and ha.digests is not None and other.digests is not None:
+        ei, ej = digest_pairs(ha.digests, None if self_join else other.digests)
+        if verify:
+            same = verify_pairs(ha.source, other.source, ei, ej, *names)
+            ei, ej = ei[same], ej[same]
+    if not near:
+        return Overlaps(ei, ej, np.zeros(ei.size, np.uint8), np.ones(ei.size, bool),
+                        threshold=threshold, self_join=self_join)
+    i, j, d = hamming_pairs(ha.phashes, None if self_join else other.phashes, threshold,
+                            be=be, strategy=strategy)
+    keys = _pair_keys(i, j, width)
+    exact_keys = _pair_keys(ei, ej, width)
+    is_exact = np.isin(keys, exact_keys, assume_unique=True)
+    missing = ~np.isin(exact_keys, keys, assume_unique=True)
+    if missing.any():
+        # identical images always have equal phashes; this only happens when the two sides'
+        # phashes were made under different conventions
+        mi, mj = ei[missing], ej[missing]
+        md = np.bitwise_count(ha.phashes[mi] ^ other.phashes[mj]).astype(np.uint8)
+        i, j, d = np.concatenate([i, mi]), np.concatenate([j, mj]), np.concatenate([d, md])
+        is_exact = np.concatenate([is_exact, np.ones(mi.size, bool)])
+        order = np.lexsort((j, i))
+        i, j, d, is_exact = i[order], j[order], d[order], is_exact[order]
+    return Overlaps(i, j, d, is_exact, threshold=threshold, self_join=self_join)
+
+
+def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool = True,
+                  near: bool = True, verify: bool = True, backend: str = "auto",
+                  batch_size: int | None = None, progress: bool = False,
+                  strategy: str = "auto") -> Overlaps:
+    """Pairs of images that are exact or near duplicates, between ``a`` and ``b`` or inside ``a``.
+
+    Parameters
+    ----------
+    a, b : array-like, h5py.Dataset, str or HashSet
+        ``(N, H, W)`` images of any integer or float dtype, ``(N, H, W, 3)`` uint8 RGB,
+        ``"file.h5:/dataset"``, or precomputed hashes. Without ``b``, the pairs inside ``a``
+        (``left < right``).
+    threshold : int, 0..64
+        Largest Hamming distance between the 64-bit perceptual hashes of a near pair.
+    exact : bool
+        Find byte-identical pairs (128-bit digests, then a byte comparison) and flag them in
+        ``Overlaps.exact``. When False, ``exact`` is False everywhere (not checked).
+    near : bool
+        Find pairs within ``threshold``. When False, only the exact pairs are returned.
+    verify : bool
+        Compare exact candidates byte for byte (default); False trusts equal digests.
+    backend : {"auto", "cpu", "cuda"}
+    batch_size : int, optional
+        Images per hashing batch.
+    progress : bool
+        Show progress bars.
+    strategy : {"auto", "brute", "mih"}
+        Range-search strategy; all give the same pairs.
+
+    Returns
+    -------
+    Overlaps
+        Sorted pairs with their distances and exact flags.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad images (named ``a`` or ``b``) or options.
+    """
+    threshold = _check_options(threshold, exact, near, strategy)
+    _check_batch_size(batch_size)
+    be = backends.resolve(backend, a, b)
+    opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
+    ha = _hashes(a, "a", be, **opts)
+    hb = None if b is None else _hashes(b, "b", be, **opts)
+    return _overlaps(ha, hb, ("a", "a" if b is None else "b"), threshold=threshold,
+                     exact=exact, near=near, verify=verify, be=be, strategy=strategy)
+
+
+def find_duplicates(images, **options) -> Overlaps:
+    """Pairs of duplicates inside one image set: ``find_overlaps(images, **options)``."""
+    return find_overlaps(images, **options)
+
+
+def _check_labels(labels, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"labels: expected a mapping of split name to labels, got "
+                        f"{type(labels).__name__}")
+    out = {}
+    for name, values in labels.items():
+        if name not in counts:
+            raise ValueError(f"labels: {name!r} is not one of the splits "
+                             f"({', '.join(map(repr, counts))})")
+        if values is None:
+            continue
+        arr = np.asarray(values)
+        if arr.ndim == 0 or arr.shape[0] != counts[name]:
+            got = "a scalar" if arr.ndim == 0 else f"{arr.shape[0]} labels"
+            raise ValueError(f"labels[{name!r}]: expected {counts[name]} labels (one per "
+                             f"image), got {got}")
+        if arr.dtype == object:
+            raise TypeError(f"labels[{name!r}]: labels must be numbers or strings, not "
+                            "objects")
+        out[name] = arr
+    return out
+
+
+def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool = True,
+         near: bool = True, verify: bool = True, backend: str = "auto",
+         batch_size: int | None = None, progress: bool = False,
+         strategy: str = "auto") -> Report:
+    """Leaks between splits, duplicates inside each, and duplicates whose labels differ.
+
+    Parameters
+    ----------
+    splits : mapping of str to images
+        Each value as ``a`` of :func:`find_overlaps`; in mapping order (train, valid, test).
+    labels : mapping of str to array, optional
+        One label per image for any of the splits; pairs whose labels differ become conflicts.
+    threshold, exact, near, verify, backend, batch_size, progress, strategy
+        As for :func:`find_overlaps`.
+
+    Returns
+    -------
+    Report
+        ``overlaps[(a, b)]`` for every pair of splits ``a`` before ``b``, ``duplicates[name]``
+        for each split, ``conflicts``, ``groups()``, ``summary()`` and ``to_json()``.
+    """
+    threshold = _check_options(threshold, exact, near, strategy)
+    _check_batch_size(batch_size)
+    if not isinstance(splits, Mapping) or not splits:
+        raise TypeError("splits: expected a non-empty mapping of split name to images, got "
+                        f"{type(splits).__name__}")
+    for name in splits:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"splits: split names must be non-empty strings, got {name!r}")
+    be = backends.resolve(backend, *splits.values())
+    opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
+    hashes = {name: _hashes(images, f"splits[{name!r}]", be, **opts)
+              for name, images in splits.items()}
+    label_arrays = _check_labels(labels, {n: h.count for n, h in hashes.items()})
+    search = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
+              "be": be, "strategy": strategy}
+    names = list(hashes)
+    duplicates = {n: _overlaps(hashes[n], None, (n, n), **search) for n in names}
+    overlaps = {}
+    for k, a in enumerate(names):
+        for b in names[k + 1:]:
+            overlaps[(a, b)] = _overlaps(hashes[a], hashes[b], (a, b), **search)
+    info = {n: SplitInfo(source=h.description, count=h.count,
+                         shape=tuple(h.image_shape or ()),
+                         dtype=str(h.dtype) if h.dtype is not None else "")
+            for n, h in hashes.items()}
+    return Report(splits=info, overlaps=overlaps, duplicates=duplicates, labels=label_arrays,
+                  threshold=threshold)

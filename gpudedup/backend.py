@@ -1,0 +1,113 @@
+"""Choosing a backend: "cpu" (numba) or "cuda" (CuPy + numba.cuda), and what drivers need of it.
+
+A :class:`Backend` gives the drivers an array module (``xp``), the kernel module whose functions
+have the same names and arguments on both backends, and ``launch`` to run one of them over a
+number of work items.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+BACKENDS = ("auto", "cpu", "cuda")
+
+CUDA_INSTALL_HINT = (
+    "install the GPU extra (pip install 'gpudedup[cuda12]' or 'gpudedup[cuda13]') on a machine "
+    "with an NVIDIA GPU and driver, or use backend='cpu'"
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A resolved backend.
+
+    Attributes
+    ----------
+    name : str
+        ``"cpu"`` or ``"cuda"``.
+    xp : module
+        The array module that owns this backend's memory (numpy, or CuPy; numpy under the CUDA
+        simulator).
+    kernels : module
+        ``gpudedup.kernels.cpu`` or ``gpudedup.kernels.cuda``.
+    """
+
+    name: str
+    xp: ModuleType
+    kernels: ModuleType
+
+    def launch(self, kernel: str, items: int, *args) -> None:
+        """Run kernel ``kernel`` over ``items`` work items (its first parallel axis)."""
+        fn = getattr(self.kernels, kernel)
+        if self.name == "cpu":
+            fn(*args)
+        else:
+            self.kernels.launch(fn, kernel, items, *args)
+
+    def to_device(self, array):
+        """``array`` in this backend's memory (a no-op for numpy on the CPU)."""
+        return self.xp.asarray(array)
+
+    def to_host(self, array) -> np.ndarray:
+        """``array`` as a host numpy array."""
+        if isinstance(array, np.ndarray):
+            return array
+        return array.get()
+
+
+def cuda_simulated() -> bool:
+    """Whether numba's CUDA simulator is on (NUMBA_ENABLE_CUDASIM=1)."""
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+def cuda_available() -> bool:
+    """Whether the cuda backend can run here: a GPU with CuPy, or the CUDA simulator."""
+    if cuda_simulated():
+        return True
+    try:
+        import cupy
+        from numba import cuda
+    except ImportError:
+        return False
+    try:
+        return bool(cuda.is_available()) and cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - a broken driver means "no GPU" here
+        return False
+
+
+def _cuda_backend() -> Backend:
+    if not cuda_available():
+        raise RuntimeError(f"backend='cuda' needs a CUDA GPU: {CUDA_INSTALL_HINT}")
+    kernels = importlib.import_module("gpudedup.kernels.cuda")
+    if cuda_simulated():
+        return Backend("cuda", np, kernels)
+    import cupy
+
+    return Backend("cuda", cupy, kernels)
+
+
+def _cpu_backend() -> Backend:
+    return Backend("cpu", np, importlib.import_module("gpudedup.kernels.cpu"))
+
+
+def resolve(backend: str, *inputs) -> Backend:
+    """The backend for ``backend`` ("auto", "cpu" or "cuda") given the inputs of a call.
+
+    "auto" picks cuda when an input is a CuPy array or a GPU is present, else cpu.
+    """
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "cpu":
+        return _cpu_backend()
+    if backend == "cuda":
+        return _cuda_backend()
+    if any(type(x).__module__.split(".")[0] == "cupy" for x in inputs):
+        return _cuda_backend()
+    if not cuda_simulated() and cuda_available():
+        return _cuda_backend()
+    return _cpu_backend()

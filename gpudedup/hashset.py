@@ -1,0 +1,128 @@
+"""HashSet: the precomputed hashes of a stack of images, saved to and loaded from HDF5."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .sources import ImageSource
+
+FORMAT = "gpudedup-hashset"
+FORMAT_VERSION = 1
+
+
+class HashSet:
+    """Digests and perceptual hashes of ``count`` images; stands wherever images do.
+
+    Parameters
+    ----------
+    phashes : array of uint64, shape (N,)
+        Perceptual hashes (``gd.phash``).
+    digests : array of uint64, shape (N, 2), optional
+        128-bit byte digests (``gd.digest``); without them only near pairs can be found.
+    image_shape, dtype : optional
+        Shape and dtype of one image; exact pairs need both sides to agree on them.
+    source : ImageSource, optional
+        The images themselves, read back to verify exact candidates byte for byte.
+    description : str
+        Where the images came from.
+    convention : str
+        The phash convention (Pillow resize pass order) the hashes were computed with.
+    fingerprint : str, optional
+        Identity of the source file the hashes were made from (path, dataset, size, time).
+    """
+
+    def __init__(self, phashes, digests=None, *, image_shape=None, dtype=None,
+                 source: ImageSource | None = None, description: str = "",
+                 convention: str = "", fingerprint: str | None = None):
+        phashes = np.asarray(phashes)
+        if phashes.ndim != 1 or phashes.dtype.kind not in "iu":
+            raise ValueError(f"phashes: expected a 1-d array of uint64, got shape "
+                             f"{phashes.shape} and dtype {phashes.dtype}")
+        self.phashes = np.ascontiguousarray(phashes.astype(np.uint64, copy=False))
+        if digests is not None:
+            digests = np.ascontiguousarray(np.asarray(digests, dtype=np.uint64))
+            if digests.shape != (self.phashes.shape[0], 2):
+                raise ValueError(f"digests: expected shape ({self.phashes.shape[0]}, 2), got "
+                                 f"{digests.shape}")
+        self.digests = digests
+        self.image_shape = tuple(int(s) for s in image_shape) if image_shape is not None else None
+        self.dtype = np.dtype(dtype) if dtype is not None else None
+        self.source = source
+        self.description = description
+        self.convention = convention
+        self.fingerprint = fingerprint
+
+    @property
+    def count(self) -> int:
+        return int(self.phashes.shape[0])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        kind = "digests+phashes" if self.digests is not None else "phashes"
+        return f"HashSet({self.count} images, {kind}, {self.description or 'no source'})"
+
+    @classmethod
+    def from_phash(cls, codes) -> HashSet:
+        """A HashSet of bare uint64 perceptual hashes (near search only)."""
+        return cls(np.asarray(codes), description="phash codes")
+
+    def save(self, path) -> None:
+        """Write to an HDF5 file (under a temporary name, then renamed into place)."""
+        import h5py
+
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".gpudedup-", suffix=".h5.tmp", dir=folder)
+        os.close(fd)
+        try:
+            with h5py.File(tmp, "w") as out:
+                out.attrs["format"] = FORMAT
+                out.attrs["format_version"] = FORMAT_VERSION
+                out.attrs["description"] = self.description
+                out.attrs["convention"] = self.convention
+                if self.fingerprint is not None:
+                    out.attrs["fingerprint"] = self.fingerprint
+                if self.image_shape is not None:
+                    out.attrs["image_shape"] = np.asarray(self.image_shape, dtype=np.int64)
+                if self.dtype is not None:
+                    out.attrs["dtype"] = self.dtype.str
+                out.create_dataset("phash", data=self.phashes)
+                if self.digests is not None:
+                    out.create_dataset("digest", data=self.digests)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path) -> HashSet:
+        """Read a HashSet written by :meth:`save`."""
+        import h5py
+
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise ValueError(f"path: file {path!r} does not exist")
+        try:
+            handle = h5py.File(path, "r")
+        except OSError:
+            raise ValueError(f"path: {path!r} is not an HDF5 file") from None
+        with handle:
+            if handle.attrs.get("format") != FORMAT:
+                raise ValueError(f"path: {path!r} is not a gpudedup HashSet file")
+            attrs = handle.attrs
+            shape = attrs.get("image_shape")
+            return cls(
+                handle["phash"][()],
+                handle["digest"][()] if "digest" in handle else None,
+                image_shape=tuple(shape) if shape is not None else None,
+                dtype=attrs.get("dtype"),
+                description=str(attrs.get("description", "")),
+                convention=str(attrs.get("convention", "")),
+                fingerprint=attrs.get("fingerprint"),
+            )

@@ -1,0 +1,170 @@
+"""Image inputs (numpy, CuPy, h5py datasets, "file.h5:/dataset" strings) as validated sources.
+
+A source knows its count, per-image shape and dtype, yields batches along N and reads back
+single images for exact verification. Validation happens here, once, with the caller's argument
+name in every message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: bytes of images per batch when the caller does not choose a batch size
+DEFAULT_BATCH_BYTES = 64 * 2**20
+
+
+@dataclass
+class ImageSource:
+    """Images of one argument, read in batches along the first axis.
+
+    Attributes
+    ----------
+    name : str
+        The argument's name, used in every error message (``"a"``, ``"splits['train']"``).
+    data : array-like
+        numpy array, CuPy array or h5py dataset of shape ``(N, H, W)`` or ``(N, H, W, 3)``.
+    description : str
+        Where the images come from, for reports (``"numpy array"``, ``"file.h5:/train"``).
+    """
+
+    name: str
+    data: object
+    description: str
+    _file: object = field(default=None, repr=False)
+
+    @property
+    def count(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.data.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def is_rgb(self) -> bool:
+        return len(self.image_shape) == 3
+
+    @property
+    def on_device(self) -> bool:
+        return _is_cupy(self.data)
+
+    def default_batch_size(self) -> int:
+        per_image = max(1, int(np.prod(self.image_shape)) * self.dtype.itemsize)
+        return max(1, DEFAULT_BATCH_BYTES // per_image)
+
+    def batches(self, batch_size: int | None = None) -> Iterator[tuple[int, object]]:
+        """Yield ``(start, images[start:start + batch])``; numpy/CuPy batches are views."""
+        size = batch_size or self.default_batch_size()
+        for start in range(0, self.count, size):
+            yield start, self.data[start:start + size]
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """The images at ``indices`` as a host numpy array (for byte-for-byte verification)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if _is_cupy(self.data):
+            return self.data[indices].get()
+        if isinstance(self.data, np.ndarray):
+            return self.data[indices]
+        # h5py wants increasing, unique indices
+        unique, inverse = np.unique(indices, return_inverse=True)
+        return np.asarray(self.data[unique])[inverse]
+
+
+def _is_cupy(obj) -> bool:
+    return type(obj).__module__.split(".")[0] == "cupy"
+
+
+def _is_h5_dataset(obj) -> bool:
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is a dependency
+        return False
+    return isinstance(obj, h5py.Dataset)
+
+
+def split_h5_path(spec: str) -> tuple[str, str]:
+    """``"file.h5:/group/dataset"`` -> ``("file.h5", "/group/dataset")``."""
+    path, sep, dataset = spec.rpartition(":")
+    if not sep or not path or not dataset:
+        raise ValueError(f"expected 'file.h5:/dataset', got {spec!r}")
+    return path, dataset if dataset.startswith("/") else "/" + dataset
+
+
+def open_h5_dataset(spec: str, name: str):
+    """Open ``"file.h5:/dataset"`` read-only; returns ``(file, dataset)``."""
+    import h5py
+
+    try:
+        path, dataset = split_h5_path(spec)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if not os.path.exists(path):
+        raise ValueError(f"{name}: file {path!r} does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        raise ValueError(f"{name}: {path!r} is not an HDF5 file") from None
+    if dataset not in handle:
+        handle.close()
+        raise ValueError(f"{name}: {path!r} has no dataset {dataset!r}")
+    obj = handle[dataset]
+    if not isinstance(obj, h5py.Dataset):
+        handle.close()
+        raise ValueError(f"{name}: {dataset!r} in {path!r} is a group, not a dataset")
+    return handle, obj
+
+
+def as_source(obj, name: str) -> ImageSource:
+    """Validate ``obj`` as a stack of images and wrap it as an :class:`ImageSource`."""
+    handle = None
+    if isinstance(obj, (str, os.PathLike)):
+        spec = os.fspath(obj)
+        handle, data = open_h5_dataset(spec, name)
+        description = spec
+    elif _is_h5_dataset(obj):
+        data = obj
+        description = f"{obj.file.filename}:{obj.name}"
+    elif isinstance(obj, np.ndarray) or _is_cupy(obj):
+        data = obj
+        description = "cupy array" if _is_cupy(obj) else "numpy array"
+    elif hasattr(obj, "__array__") or isinstance(obj, (list, tuple)):
+        data = np.asarray(obj)
+        description = "numpy array"
+    else:
+        raise TypeError(
+            f"{name}: expected a numpy or CuPy array, an h5py dataset, a 'file.h5:/dataset' "
+            f"string or a HashSet, got {type(obj).__name__}"
+        )
+    check_images(data.shape, np.dtype(data.dtype), name)
+    return ImageSource(name=name, data=data, description=description, _file=handle)
+
+
+def check_images(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
+    """Raise if ``shape``/``dtype`` are not a stack of grayscale or uint8 RGB images."""
+    if dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name}: images must have an integer or float dtype, got {dtype}"
+        )
+    if len(shape) == 4:
+        if shape[3] != 3:
+            raise ValueError(
+                f"{name}: a 4-d input must be (N, H, W, 3) RGB, got shape {tuple(shape)}"
+            )
+        if dtype != np.uint8:
+            raise TypeError(f"{name}: RGB images must be uint8, got {dtype}")
+    elif len(shape) != 3:
+        raise ValueError(
+            f"{name}: expected images of shape (N, H, W) or (N, H, W, 3), got shape "
+            f"{tuple(shape)} ({len(shape)}-d)"
+        )
+    if shape[1] == 0 or shape[2] == 0:
+        raise ValueError(f"{name}: images must have non-zero height and width, got shape "
+                         f"{tuple(shape)}")
