@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
+
+#: share of free device memory one batch (input plus scratch) may take
+DEVICE_BATCH_SHARE = 0.125
 
 BACKENDS = ("auto", "cpu", "cuda")
 
@@ -50,14 +54,73 @@ class Backend:
             self.kernels.launch(fn, kernel, items, *args)
 
     def to_device(self, array):
-        """``array`` in this backend's memory (a no-op for numpy on the CPU)."""
-        return self.xp.asarray(array)
+        """``array`` in this backend's memory: a no-op on the CPU; a copy for cuda unless it is
+        already a CuPy array (numpy standing in for CuPy copies too, as a transfer would)."""
+        if self.name == "cpu" or type(array).__module__.split(".")[0] == "cupy":
+            return self.xp.asarray(array)
+        return self.xp.array(array, copy=True)
 
     def to_host(self, array) -> np.ndarray:
         """``array`` as a host numpy array."""
         if isinstance(array, np.ndarray):
             return array
         return array.get()
+
+    def batch_bytes(self) -> int | None:
+        """Bytes of images one batch may hold on the device (None: no device limit)."""
+        if self.xp is np:
+            return None
+        free, _ = self.xp.cuda.runtime.memGetInfo()
+        return int(free * DEVICE_BATCH_SHARE)
+
+    def map_batches(self, batches: Iterable[tuple[int, object]],
+                    work: Callable[[object], dict]) -> Iterator[tuple[int, dict]]:
+        """Run ``work(device_batch) -> {name: device array}`` on each ``(start, batch)``;
+        yield ``(start, {name: host array})`` in order.
+
+        On a GPU (CuPy) two batches are in flight on two streams: while one is copied in from
+        pinned memory and hashed, the next is read on the host. Elsewhere it is a plain loop.
+        """
+        if self.xp is np:
+            for start, batch in batches:
+                device = self.to_device(np.asarray(batch))
+                yield start, {k: self.to_host(v) for k, v in work(device).items()}
+            return
+        yield from _cupy_pipeline(self.xp, batches, work)
+
+
+def _cupy_pipeline(cupy, batches, work):
+    # double buffering: pinned staging buffer and stream per slot; a slot is reused only after
+    # the batch that used it has finished
+    streams = [cupy.cuda.Stream(non_blocking=True) for _ in range(2)]
+    staging: list[np.ndarray | None] = [None, None]
+    pending: list[tuple[int, object, dict]] = []
+
+    def finish(item):
+        start, stream, results = item
+        stream.synchronize()
+        return start, {k: v.get() for k, v in results.items()}
+
+    for k, (start, batch) in enumerate(batches):
+        slot = k % 2
+        if len(pending) == 2:
+            yield finish(pending.pop(0))
+        stream = streams[slot]
+        with stream:
+            if isinstance(batch, cupy.ndarray):
+                device = batch
+            else:
+                host = np.ascontiguousarray(batch)
+                if staging[slot] is None or staging[slot].nbytes < host.nbytes:
+                    memory = cupy.cuda.alloc_pinned_memory(max(host.nbytes, 1))
+                    staging[slot] = np.frombuffer(memory, np.uint8, max(host.nbytes, 1))
+                pinned = staging[slot][:host.nbytes].view(host.dtype).reshape(host.shape)
+                np.copyto(pinned, host)
+                device = cupy.empty(host.shape, dtype=host.dtype)
+                device.set(pinned, stream=stream)
+            pending.append((start, stream, work(device)))
+    for item in pending:
+        yield finish(item)
 
 
 def cuda_simulated() -> bool:

@@ -67,22 +67,28 @@ def _gray(batch, be: backends.Backend):
     return batch
 
 
-def _phash_batch(batch, start: int, source: ImageSource, plan: _PhashPlan,
-                 be: backends.Backend):
+def _phash_batch(gray, plan: _PhashPlan, be: backends.Backend) -> dict:
+    # device work for one batch of phashes; the non-finite flags come back for the host to check
     xp = be.xp
-    gray = _gray(batch, be)
     count = gray.shape[0]
+    out = {}
     if plan.clip:
         scales = xp.ones(count, dtype=xp.float64)
     else:
         scales = xp.empty(count, dtype=xp.float64)
-        bad = xp.zeros(count, dtype=xp.uint8)
-        be.launch("linear_scales", count, gray, scales, bad)
-        _raise_on_nonfinite(be.to_host(bad), start, source)
-    out = xp.empty(count, dtype=xp.uint64)
+        out["bad"] = xp.zeros(count, dtype=xp.uint8)
+        be.launch("linear_scales", count, gray, scales, out["bad"])
+    out["phash"] = xp.empty(count, dtype=xp.uint64)
     be.launch("phash_images", count, gray, scales, plan.h_starts, plan.h_weights,
               plan.v_starts, plan.v_weights, plan.vertical_first, plan.clip, plan.basis1,
-              plan.basis2t, plan.dct_shift, out)
+              plan.basis2t, plan.dct_shift, out["phash"])
+    return out
+
+
+def _digest_batch(batch, seed, be: backends.Backend):
+    words, nbytes = _as_words(batch, be.xp)
+    out = be.xp.empty((batch.shape[0], 2), dtype=be.xp.uint64)
+    be.launch("digest_rows", batch.shape[0], words, nbytes, seed, out)
     return out
 
 
@@ -92,40 +98,50 @@ def _raise_on_nonfinite(bad: np.ndarray, start: int, source: ImageSource) -> Non
         raise ValueError(f"{source.name}: image {first} contains NaN or inf")
 
 
-def _check_finite(batch, start: int, source: ImageSource, be: backends.Backend) -> None:
-    if batch.dtype.kind != "f":
-        return
-    xp = be.xp
-    finite = xp.isfinite(batch.reshape(batch.shape[0], -1)).all(axis=1)
-    _raise_on_nonfinite(~be.to_host(finite), start, source)
-
-
 def compute_hashes(source: ImageSource, be: backends.Backend, *, digests: bool = True,
                    phashes: bool = True, batch_size: int | None = None,
                    progress: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Digests ``(N, 2)`` and/or phashes ``(N,)`` of every image of ``source``, as host arrays."""
+    """Digests ``(N, 2)`` and/or phashes ``(N,)`` of every image of ``source``, as host arrays.
+
+    NaN or inf in a float image raises ValueError naming the source and the image.
+    """
     n = source.count
     digest_out = np.empty((n, 2), dtype=np.uint64) if digests else None
     phash_out = np.empty(n, dtype=np.uint64) if phashes else None
     shape = source.image_shape
     plan = _PhashPlan(shape[0], shape[1], source.dtype == np.uint8, be) if phashes else None
     seed = digest_seed(shape, source.dtype)
+    check_finite = source.dtype.kind == "f"
+    if batch_size is None:
+        budget = be.batch_bytes()
+        per_image = max(1, int(np.prod(shape)) * source.dtype.itemsize)
+        batch_size = source.default_batch_size()
+        if budget is not None:
+            batch_size = max(1, min(batch_size, budget // per_image))
+
+    def work(batch) -> dict:
+        out = {}
+        if phashes:
+            out.update(_phash_batch(_gray(batch, be), plan, be))
+        elif check_finite:
+            flat = batch.reshape(batch.shape[0], -1)
+            out["bad"] = (~be.xp.isfinite(flat).all(axis=1)).astype(be.xp.uint8)
+        if digests:
+            out["digest"] = _digest_batch(batch, seed, be)
+        return out
+
     bar = tqdm(total=n, desc=f"hashing {source.name}", unit="img", disable=not progress,
                leave=False)
     with bar:
-        for start, batch in source.batches(batch_size):
-            batch = be.to_device(batch) if be.name == "cuda" else np.asarray(batch)
-            stop = start + batch.shape[0]
+        for start, result in be.map_batches(source.batches(batch_size), work):
+            count = next(iter(result.values())).shape[0]
+            if "bad" in result:
+                _raise_on_nonfinite(result["bad"], start, source)
             if phashes:
-                phash_out[start:stop] = be.to_host(_phash_batch(batch, start, source, plan, be))
-            else:
-                _check_finite(batch, start, source, be)
+                phash_out[start:start + count] = result["phash"]
             if digests:
-                words, nbytes = _as_words(batch, be.xp)
-                out = be.xp.empty((batch.shape[0], 2), dtype=be.xp.uint64)
-                be.launch("digest_rows", batch.shape[0], words, nbytes, seed, out)
-                digest_out[start:stop] = be.to_host(out)
-            bar.update(stop - start)
+                digest_out[start:start + count] = result["digest"]
+            bar.update(count)
     return digest_out, phash_out
 
 

@@ -131,19 +131,21 @@ def _mih_range_of_m(threshold: int) -> range:
     return range(low, high + 1)
 
 
-def _mih_tables(codes: np.ndarray, substrings: int):
+def _mih_tables(codes, substrings: int, be: backends.Backend):
+    # bucket the indexed codes by each substring: offsets, order and codes in bucket order
+    xp = be.xp
     shifts, masks = _split(substrings)
     nkeys = int(masks.max()) + 1
-    offsets = np.zeros((substrings, nkeys + 1), dtype=np.int64)
-    order = np.empty((substrings, codes.size), dtype=np.int64)
-    sorted_codes = np.empty((substrings, codes.size), dtype=np.uint64)
-    cpu = backends.resolve("cpu")
+    offsets = xp.zeros((substrings, nkeys + 1), dtype=xp.int64)
+    order = xp.empty((substrings, codes.size), dtype=xp.int64)
+    sorted_codes = xp.empty((substrings, codes.size), dtype=xp.uint64)
     for s in range(substrings):
         used = int(masks[s]) + 2
-        cpu.launch("mih_bucket_sort", codes.size, codes, shifts[s], masks[s],
-                   offsets[s, :used], order[s], sorted_codes[s])
+        be.launch("mih_bucket_sort", codes.size, codes, shifts[s], masks[s],
+                  offsets[s, :used], order[s], sorted_codes[s])
+        # narrower substrings: pad their offsets so every probe past the end finds nothing
         offsets[s, used:] = offsets[s, used - 1]
-    return shifts, masks, offsets, order, sorted_codes
+    return be.to_device(shifts), be.to_device(masks), offsets, order, sorted_codes
 
 
 def _estimate_mih(queries: np.ndarray, index: np.ndarray, threshold: int,
@@ -172,8 +174,9 @@ def plan_search(a: np.ndarray, b: np.ndarray, threshold: int, strategy: str = "a
     """Pick the strategy: brute force, or multi-index hashing with the cheapest substring count.
 
     ``strategy="auto"`` compares the brute-force cost (one comparison per pair) with multi-index
-    hashing's probes and candidates, counted on a sample of the queries. The cuda backend
-    always runs brute force: on a GPU the popcount tiles are at the hardware floor.
+    hashing's probes and candidates, counted on a sample of the queries. On the cuda backend
+    "auto" means brute force: there the popcount tiles run at the hardware floor, while bucket
+    probes are scattered reads.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -258,7 +261,7 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *,
         # index the larger side, query with the smaller (probes scale with the queries)
         if not self_join and a.size > b.size:
             a, b, swapped = b, a, True
-        i, j, d = _mih_search(a, b, threshold, self_join, plan.substrings)
+        i, j, d = _mih_search(a, b, threshold, self_join, plan.substrings, be)
     else:
         i, j, d = _brute_search(a, b, threshold, self_join, be)
     if swapped:
@@ -280,16 +283,17 @@ def _brute_search(a, b, threshold, self_join, be):
     return _run_blocks(run, a.size, xp)
 
 
-def _mih_search(a, b, threshold, self_join, substrings):
-    # multi-index hashing runs on the CPU backend (random bucket reads; see plan_search)
-    be = backends.resolve("cpu")
-    shifts, masks, offsets, order, sorted_codes = _mih_tables(b, substrings)
+def _mih_search(a, b, threshold, self_join, substrings, be):
+    dev_a = be.to_device(a)
+    dev_b = dev_a if self_join else be.to_device(b)
+    shifts, masks, offsets, order, sorted_codes = _mih_tables(dev_b, substrings, be)
     radius = threshold // substrings
-    flips = _flips(int(masks.max()).bit_length(), radius)
+    width = int(_split(substrings)[1].max()).bit_length()
+    flips = be.to_device(_flips(width, radius))
 
     def run(row_start, counts, out_i, out_j, out_d):
-        be.launch("mih_range", counts.size * BLOCK_ROWS, a, threshold, self_join, row_start,
-                  BLOCK_ROWS, shifts, masks, radius, flips, offsets, order, sorted_codes,
-                  counts, out_i, out_j, out_d)
+        be.launch("mih_range", counts.size * BLOCK_ROWS, dev_a, threshold, self_join,
+                  row_start, BLOCK_ROWS, shifts, masks, radius, flips, offsets, order,
+                  sorted_codes, counts, out_i, out_j, out_d)
 
-    return _run_blocks(run, a.size, np)
+    return _run_blocks(run, a.size, be.xp)

@@ -14,6 +14,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scale
 from .resample import BLOCK, RESAMPLE_BITS, THUMB
 
 _JIT = {"cache": True, "nogil": True}
@@ -40,70 +41,6 @@ def popcount64(typingctx, x):
 # ---------------------------------------------------------------------------------- digest
 
 
-@njit(inline="always")
-def _rotl(x, r):
-    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
-
-
-@njit(inline="always")
-def _fmix(k):
-    k ^= k >> np.uint64(33)
-    k *= np.uint64(0xFF51AFD7ED558CCD)
-    k ^= k >> np.uint64(33)
-    k *= np.uint64(0xC4CEB9FE1A85EC53)
-    k ^= k >> np.uint64(33)
-    return k
-
-
-@njit(**_JIT)
-def _murmur3_x64_128(words, nbytes, seed):
-    # MurmurHash3_x64_128 of the first nbytes of a zero-padded little-endian word row.
-    c1 = np.uint64(0x87C37B91114253D5)
-    c2 = np.uint64(0x4CF5AD432745937F)
-    h1 = np.uint64(seed)
-    h2 = np.uint64(seed)
-    nblocks = nbytes // 16
-    for blk in range(nblocks):
-        k1 = words[2 * blk]
-        k2 = words[2 * blk + 1]
-        k1 *= c1
-        k1 = _rotl(k1, 31)
-        k1 *= c2
-        h1 ^= k1
-        h1 = _rotl(h1, 27)
-        h1 += h2
-        h1 = h1 * np.uint64(5) + np.uint64(0x52DCE729)
-        k2 *= c2
-        k2 = _rotl(k2, 33)
-        k2 *= c1
-        h2 ^= k2
-        h2 = _rotl(h2, 31)
-        h2 += h1
-        h2 = h2 * np.uint64(5) + np.uint64(0x38495AB5)
-    tail = nbytes - 16 * nblocks
-    if tail > 8:
-        k2 = words[2 * nblocks + 1]
-        k2 *= c2
-        k2 = _rotl(k2, 33)
-        k2 *= c1
-        h2 ^= k2
-    if tail > 0:
-        k1 = words[2 * nblocks]
-        k1 *= c1
-        k1 = _rotl(k1, 31)
-        k1 *= c2
-        h1 ^= k1
-    h1 ^= np.uint64(nbytes)
-    h2 ^= np.uint64(nbytes)
-    h1 += h2
-    h2 += h1
-    h1 = _fmix(h1)
-    h2 = _fmix(h2)
-    h1 += h2
-    h2 += h1
-    return h1, h2
-
-
 @njit(parallel=True, **_JIT)
 def digest_rows(words, nbytes, seed, out):
     """128-bit MurmurHash3_x64_128 of each image's bytes.
@@ -112,7 +49,7 @@ def digest_rows(words, nbytes, seed, out):
     true byte count; seed: uint32 derived from shape and dtype; out: (N, 2) uint64 (h1, h2).
     """
     for i in prange(words.shape[0]):
-        h1, h2 = _murmur3_x64_128(words[i], nbytes, seed)
+        h1, h2 = murmur3_x64_128(words[i], nbytes, seed)
         out[i, 0] = h1
         out[i, 1] = h2
 
@@ -124,8 +61,9 @@ def digest_rows(words, nbytes, seed, out):
 def linear_scales(images, out_scale, out_bad):
     """Per-image power-of-two scale for the linear (non-uint8) path, and a non-finite flag.
 
-    images: (N, H, W) of any real dtype; out_scale: (N,) float64 set so that the largest
-    magnitude times the scale is below 2**23; out_bad: (N,) uint8, 1 where a pixel is NaN or inf.
+    images: (N, H, W) of any real dtype; out_scale: (N,) float64, the power of two that brings
+    the largest magnitude into [2**22, 2**23); out_bad: (N,) uint8, 1 where a pixel is NaN or
+    inf.
     """
     for i in prange(images.shape[0]):
         peak = 0.0
@@ -139,11 +77,7 @@ def linear_scales(images, out_scale, out_bad):
                 elif v > peak:
                     peak = v
         out_bad[i] = bad
-        if peak == 0.0 or bad:
-            out_scale[i] = 1.0
-        else:
-            _, exponent = math.frexp(peak)
-            out_scale[i] = math.ldexp(1.0, 23 - exponent)
+        out_scale[i] = 1.0 if bad else pow2_scale(peak)
 
 
 # The phash kernel lays a group of small images side by side in its scratch buffers, so every
@@ -254,31 +188,10 @@ def _dct_cols(work, col0, basis2t, acc, coef):
 
 
 @njit(**_JIT)
-def _pack_above_median(coef):
-    # bit = coefficient > median of the 64; the median is the mean of the 32nd and 33rd
-    # smallest, found by rank counting (c_i is the k-th smallest when
-    # #{c < c_i} <= k < #{c <= c_i}). Compare 2c with their sum: |c| < 2**61, no overflow.
-    # The first coefficient is the most significant bit, as imagehash prints it.
-    n = coef.shape[0]
-    low = np.int64(0)
-    high = np.int64(0)
-    for i in range(n):
-        ci = coef[i]
-        below = 0
-        equal = 0
-        for j in range(n):
-            below += coef[j] < ci
-            equal += coef[j] == ci
-        if below <= n // 2 - 1 < below + equal:
-            low = ci
-        if below <= n // 2 < below + equal:
-            high = ci
-    mid2 = low + high
-    h = np.uint64(0)
-    for idx in range(n):
-        if 2 * coef[idx] > mid2:
-            h |= np.uint64(1) << np.uint64(n - 1 - idx)
-    return h
+def _hash_bits(coef):
+    # bit = coefficient > median of the 64 (mean of the 32nd and 33rd smallest)
+    half = coef.shape[0] // 2
+    return pack_above_median(coef, kth_smallest(coef, half - 1) + kth_smallest(coef, half))
 
 
 @njit(**_JIT)
@@ -344,7 +257,7 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
             _dct_rows(thumbs, count * side, basis1, dct_shift, swap, work)
             for g in range(count):
                 _dct_cols(work, g * side, basis2t, acc, coef)
-                out[first + g] = _pack_above_median(coef)
+                out[first + g] = _hash_bits(coef)
 
 
 @njit(parallel=True, **_JIT)

@@ -123,11 +123,3 @@ def dct_basis(bits: int) -> np.ndarray:
     basis = np.concatenate([half, sign * half[:, ::-1]], axis=1)
     basis.setflags(write=False)
     return basis
-
-
-def linear_scale(max_abs: float) -> float:
-    """Power of two that brings ``max_abs`` just below ``2**LINEAR_BITS`` (1.0 for zero)."""
-    if max_abs == 0.0 or not math.isfinite(max_abs):
-        return 1.0
-    _, exponent = math.frexp(max_abs)  # max_abs = m * 2**exponent, 0.5 <= m < 1
-    return math.ldexp(1.0, LINEAR_BITS - exponent)

@@ -1,0 +1,357 @@
+"""numba.cuda twins of the CPU kernels in ``cpu.py``: same names, same arguments, same bits.
+
+Arrays arrive from CuPy through ``__cuda_array_interface__`` (numpy under the CUDA simulator)
+and kernels run on CuPy's current stream. Hash words are uint64 everywhere (``cuda.popc`` is
+only right on unsigned words in the simulator). The launch geometry of each kernel is in
+``_GEOMETRY``; the thread counts are module globals read at launch time, so tests can make them
+tiny and still cross several blocks and tiles.
+
+The perceptual hash is one fused kernel, one thread block per image, instead of GEMM passes:
+the banded LANCZOS passes would waste 4-8x their arithmetic as dense GEMMs and every pass would
+write its (N, H, 32) float64 intermediate to device memory and read it back, about 20x the
+bytes of a 28x28 uint8 input, so GEMMs would be bound by device memory far above the
+host-to-device floor. The fused kernel reads each image once and writes 8 bytes; it streams the
+first pass in chunks of rows (or columns), so its shared memory stays 12 KB at any image size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cuda, float64, int64, uint64
+
+from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scale
+from .resample import BLOCK, RESAMPLE_BITS, THUMB
+
+#: threads per block of the kernels that give each thread one item (an image, a query row)
+THREADS = 128
+#: threads per block of the phash kernel (one block per image)
+PHASH_THREADS = 256
+#: query rows per block of hamming_range, and b codes per shared-memory tile
+SEARCH_ROWS = 128
+SEARCH_TILE = 2048
+#: most blocks of the grid-stride kernels
+MAX_BLOCKS = 65535
+#: first-pass rows (or columns) the phash kernel holds at a time
+CHUNK = 8
+
+
+# ---------------------------------------------------------------------------------- digest
+
+
+@cuda.jit
+def digest_rows(words, nbytes, seed, out):
+    """Twin of cpu.digest_rows: one thread per image."""
+    start = cuda.grid(1)
+    for i in range(start, words.shape[0], cuda.gridsize(1)):
+        h1, h2 = murmur3_x64_128(words[i], nbytes, seed)
+        out[i, 0] = h1
+        out[i, 1] = h2
+
+
+# ------------------------------------------------------------------------------- phash
+
+
+@cuda.jit
+def linear_scales(images, out_scale, out_bad):
+    """Twin of cpu.linear_scales: one thread per image."""
+    start = cuda.grid(1)
+    for i in range(start, images.shape[0], cuda.gridsize(1)):
+        peak = 0.0
+        bad = 0
+        for y in range(images.shape[1]):
+            for x in range(images.shape[2]):
+                v = abs(float64(images[i, y, x]))
+                if math.isinf(v) or math.isnan(v):
+                    bad = 1
+                elif v > peak:
+                    peak = v
+        out_bad[i] = bad
+        out_scale[i] = 1.0 if bad else pow2_scale(peak)
+
+
+@cuda.jit
+def luma_images(rgb, out):
+    """Twin of cpu.luma_images: one thread per pixel."""
+    n, height, width = out.shape
+    start = cuda.grid(1)
+    for idx in range(start, n * height * width, cuda.gridsize(1)):
+        i = idx // (height * width)
+        rest = idx - i * height * width
+        y = rest // width
+        x = rest - y * width
+        acc = (np.int32(rgb[i, y, x, 0]) * 19595 + np.int32(rgb[i, y, x, 1]) * 38470
+               + np.int32(rgb[i, y, x, 2]) * 7471 + 0x8000)
+        out[i, y, x] = np.uint8(acc >> 16)
+
+
+@cuda.jit(device=True)
+def _finish(value, clip):
+    # Pillow's rounding shift (value already holds the 2**21 offset), clipped when asked
+    v = math.floor(value * 2.0**-RESAMPLE_BITS)
+    if clip:
+        v = min(max(v, 0.0), 255.0)
+    return v
+
+
+@cuda.jit(device=True)
+def _pixel(img, y, x, scale):
+    return math.floor(float64(img[y, x]) * scale + 0.5)
+
+
+@cuda.jit
+def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, vertical_first,
+                 clip, basis1, basis2t, dct_shift, out):
+    """Twin of cpu.phash_images: one thread block per image, fused resize + DCT + bits.
+
+    The first pass runs CHUNK rows (horizontal first) or columns (vertical first) at a time
+    into shared memory; each chunk is added at once into the 32x32 accumulators of the second
+    pass. Every sum is an exact integer in float64 (int64 for the last DCT pass), so the order
+    of accumulation cannot change a bit.
+    """
+    thumb = cuda.shared.array(THUMB * THUMB, float64)
+    chunk = cuda.shared.array(CHUNK * THUMB, float64)
+    work = cuda.shared.array(BLOCK * THUMB, float64)
+    coef = cuda.shared.array(BLOCK * BLOCK, int64)
+    middle = cuda.shared.array(2, int64)
+    tid = cuda.threadIdx.x
+    nthreads = cuda.blockDim.x
+    height = images.shape[1]
+    width = images.shape[2]
+    half = 2.0 ** (RESAMPLE_BITS - 1)
+    for i in range(cuda.blockIdx.x, images.shape[0], cuda.gridDim.x):
+        img = images[i]
+        scale = scales[i]
+        for t in range(tid, THUMB * THUMB, nthreads):
+            thumb[t] = half
+        cuda.syncthreads()
+        # first pass: line `line` of the intermediate is an image row resized horizontally
+        # (horizontal first) or an image column resized vertically (vertical first)
+        lines = width if vertical_first else height
+        for line0 in range(0, lines, CHUNK):
+            for t in range(tid, CHUNK * THUMB, nthreads):
+                line = line0 + t // THUMB
+                o = t % THUMB
+                if line < lines:
+                    acc = half
+                    if vertical_first:
+                        s0 = v_starts[o]
+                        for k in range(min(v_weights.shape[1], height - s0)):
+                            acc += v_weights[o, k] * _pixel(img, s0 + k, line, scale)
+                    else:
+                        s0 = h_starts[o]
+                        for k in range(min(h_weights.shape[1], width - s0)):
+                            acc += h_weights[o, k] * _pixel(img, line, s0 + k, scale)
+                    chunk[t] = _finish(acc, clip)
+            cuda.syncthreads()
+            # second pass: add this chunk's lines into thumb[oy, ox]
+            for t in range(tid, THUMB * THUMB, nthreads):
+                oy = t // THUMB
+                ox = t % THUMB
+                out_idx = ox if vertical_first else oy
+                mine = oy if vertical_first else ox
+                s0 = h_starts[out_idx] if vertical_first else v_starts[out_idx]
+                ntaps = h_weights.shape[1] if vertical_first else v_weights.shape[1]
+                total = thumb[t]
+                for cc in range(CHUNK):
+                    line = line0 + cc
+                    k = line - s0
+                    if line < lines and 0 <= k < ntaps:
+                        w = h_weights[out_idx, k] if vertical_first else v_weights[out_idx, k]
+                        total += w * chunk[cc * THUMB + mine]
+                thumb[t] = total
+            cuda.syncthreads()
+        for t in range(tid, THUMB * THUMB, nthreads):
+            thumb[t] = _finish(thumb[t], clip)
+        cuda.syncthreads()
+        # DCT pass 1 (vertical), exact in float64, then the shift of linear images
+        for t in range(tid, BLOCK * THUMB, nthreads):
+            u = t // THUMB
+            x = t % THUMB
+            acc = 0.0
+            for y in range(THUMB):
+                acc += basis1[u, y] * thumb[y * THUMB + x]
+            if dct_shift > 0:
+                acc = math.floor((acc + 2.0 ** (dct_shift - 1)) * 2.0**-dct_shift)
+            work[t] = acc
+        cuda.syncthreads()
+        # DCT pass 2 (horizontal) in int64: products reach 2**56, sums 2**61
+        for t in range(tid, BLOCK * BLOCK, nthreads):
+            u = t // BLOCK
+            v = t % BLOCK
+            total = int64(0)
+            for x in range(THUMB):
+                total += int64(work[u * THUMB + x]) * int64(basis2t[x, v])
+            coef[t] = total
+        cuda.syncthreads()
+        if tid == 0:
+            middle[0] = kth_smallest(coef, BLOCK * BLOCK // 2 - 1)
+        if tid == min(1, nthreads - 1):
+            middle[1] = kth_smallest(coef, BLOCK * BLOCK // 2)
+        cuda.syncthreads()
+        if tid == 0:
+            out[i] = pack_above_median(coef, middle[0] + middle[1])
+        cuda.syncthreads()
+
+
+# ------------------------------------------------------------------------------ search
+
+
+@cuda.jit
+def hamming_range(a, b, threshold, self_join, row_start, block_rows, counts, out_i, out_j,
+                  out_d):
+    """Twin of cpu.hamming_range: a thread per query row, b in shared-memory tiles.
+
+    Grid (column tiles, row groups). Matches go through an atomic counter per output block
+    into that block's row of out_*; counts above the capacity make the driver grow and rerun.
+    """
+    tile = cuda.shared.array(0, uint64)
+    ntile = tile.shape[0]
+    col0 = cuda.blockIdx.x * ntile
+    for t in range(cuda.threadIdx.x, ntile, cuda.blockDim.x):
+        j = col0 + t
+        tile[t] = b[j] if j < b.shape[0] else uint64(0)
+    cuda.syncthreads()
+    local = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
+    i = row_start + local
+    if local < counts.shape[0] * block_rows and i < a.shape[0]:
+        ai = a[i]
+        blk = local // block_rows
+        cap = out_i.shape[1]
+        first = max(0, i + 1 - col0) if self_join else 0
+        for t in range(first, min(ntile, b.shape[0] - col0)):
+            d = cuda.popc(ai ^ tile[t])
+            if d <= threshold:
+                slot = cuda.atomic.add(counts, blk, 1)
+                if slot < cap:
+                    out_i[blk, slot] = i
+                    out_j[blk, slot] = col0 + t
+                    out_d[blk, slot] = d
+
+
+@cuda.jit
+def mih_bucket_sort(codes, shift, mask, offsets, order, sorted_codes):
+    """Twin of cpu.mih_bucket_sort, run by one thread block: an atomic histogram, a prefix sum,
+    and an atomic scatter (the order inside a bucket may differ from the CPU's; the search
+    results, sorted by the driver, do not)."""
+    tid = cuda.threadIdx.x
+    nthreads = cuda.blockDim.x
+    nkeys = int64(mask) + 1
+    for k in range(tid, nkeys + 1, nthreads):
+        offsets[k] = 0
+    cuda.syncthreads()
+    for idx in range(tid, codes.shape[0], nthreads):
+        cuda.atomic.add(offsets, int64((codes[idx] >> shift) & mask) + 1, 1)
+    cuda.syncthreads()
+    if tid == 0:
+        for k in range(nkeys):
+            offsets[k + 1] += offsets[k]
+    cuda.syncthreads()
+    # scatter with offsets[key] as the fill cursor; afterwards offsets[k] holds the end of
+    # bucket k, which is where bucket k + 1 starts: shift back by one
+    for idx in range(tid, codes.shape[0], nthreads):
+        key = int64((codes[idx] >> shift) & mask)
+        slot = cuda.atomic.add(offsets, key, 1)
+        order[slot] = idx
+        sorted_codes[slot] = codes[idx]
+    cuda.syncthreads()
+    if tid == 0:
+        for k in range(nkeys, 0, -1):
+            offsets[k] = offsets[k - 1]
+        offsets[0] = 0
+
+
+@cuda.jit
+def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radius, flips,
+              offsets, order, sorted_codes, counts, out_i, out_j, out_d):
+    """Twin of cpu.mih_range: one thread per query row, atomic per-block output counters."""
+    local = cuda.grid(1)
+    i = row_start + local
+    if local >= counts.shape[0] * block_rows or i >= a.shape[0]:
+        return
+    ai = a[i]
+    blk = local // block_rows
+    cap = out_i.shape[1]
+    for s in range(shifts.shape[0]):
+        key = (ai >> shifts[s]) & masks[s]
+        for f in range(flips.shape[0]):
+            flip = flips[f]
+            if flip > masks[s]:
+                break
+            probe = int64(key ^ flip)
+            for idx in range(offsets[s, probe], offsets[s, probe + 1]):
+                x = ai ^ sorted_codes[s, idx]
+                d = cuda.popc(x)
+                j = order[s, idx]
+                if d > threshold or (self_join and j <= i):
+                    continue
+                first = True
+                for t in range(s):
+                    if cuda.popc((x >> shifts[t]) & masks[t]) <= radius:
+                        first = False
+                        break
+                if first:
+                    slot = cuda.atomic.add(counts, blk, 1)
+                    if slot < cap:
+                        out_i[blk, slot] = i
+                        out_j[blk, slot] = j
+                        out_d[blk, slot] = d
+
+
+# ------------------------------------------------------------------------------ launch
+
+
+def _blocks(items: int, threads: int) -> int:
+    return max(1, min(MAX_BLOCKS, -(-items // threads)))
+
+
+def _per_item(items, args):
+    return _blocks(items, THREADS), THREADS, 0
+
+
+def _per_image_block(items, args):
+    return max(1, min(MAX_BLOCKS, items)), PHASH_THREADS, 0
+
+
+def _search_tiles(items, args):
+    b = args[1]
+    tile = max(1, min(SEARCH_TILE, b.shape[0]))
+    return ((-(-b.shape[0] // tile), _blocks(items, SEARCH_ROWS)), SEARCH_ROWS,
+            tile * np.dtype(np.uint64).itemsize)
+
+
+def _one_block(items, args):
+    return 1, max(THREADS, 32), 0
+
+
+_GEOMETRY = {
+    "digest_rows": _per_item,
+    "linear_scales": _per_item,
+    "luma_images": _per_item,
+    "phash_images": _per_image_block,
+    "hamming_range": _search_tiles,
+    "mih_bucket_sort": _one_block,
+    "mih_range": _per_item,
+}
+
+_streams: dict[int, object] = {}
+
+
+def _stream_of(args):
+    # CuPy arrays: launch on CuPy's current stream so kernels order with CuPy's own work
+    for arg in args:
+        if type(arg).__module__.split(".")[0] == "cupy":
+            import cupy
+
+            ptr = cupy.cuda.get_current_stream().ptr
+            if ptr not in _streams:
+                _streams[ptr] = cuda.external_stream(ptr)
+            return _streams[ptr]
+    return 0
+
+
+def launch(kernel, name: str, items: int, *args) -> None:
+    """Launch ``kernel`` (named ``name``) over ``items`` work items with its geometry."""
+    grid, block, shared = _GEOMETRY[name](items, args)
+    kernel[grid, block, _stream_of(args), shared](*args)
