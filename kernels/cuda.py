@@ -97,7 +97,11 @@ def _finish(value, clip):
 
 @cuda.jit(device=True)
 def _pixel(img, y, x, scale):
-    return math.floor(float64(img[y, x]) * scale + 0.5)
+    # NaN and inf become 0 so the kernel finishes; the driver raises on them (linear_scales)
+    v = float64(img[y, x]) * scale
+    if math.isinf(v) or math.isnan(v):
+        return 0.0
+    return math.floor(v + 0.5)
 
 
 @cuda.jit
