@@ -205,4 +205,4 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
                          dtype=str(h.dtype) if h.dtype is not None else "")
             for n, h in hashes.items()}
     return Report(splits=info, overlaps=overlaps, duplicates=duplicates, labels=label_arrays,
-                  threshold=threshold)
+                  threshold=threshold, sources={n: h.source for n, h in hashes.items()})

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import backend as backends
-from .hashset import HashSet
+from .hashset import HashSet, fingerprint
 from .kernels import resample
 from .sources import ImageSource, as_source
 
@@ -159,7 +159,8 @@ def hash_source(source: ImageSource, be: backends.Backend, *, digests: bool = Tr
     if ph is None:
         ph = np.zeros(source.count, dtype=np.uint64)
     return HashSet(ph, dig, image_shape=source.image_shape, dtype=source.dtype, source=source,
-                   description=source.description, convention=phash_convention())
+                   description=source.description, convention=phash_convention(),
+                   fingerprint=fingerprint(source))
 
 
 def phash(images, *, backend: str = "auto", batch_size: int | None = None,

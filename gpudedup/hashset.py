@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -73,56 +74,96 @@ class HashSet:
 
     def save(self, path) -> None:
         """Write to an HDF5 file (under a temporary name, then renamed into place)."""
-        import h5py
-
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".gpudedup-", suffix=".h5.tmp", dir=folder)
-        os.close(fd)
-        try:
-            with h5py.File(tmp, "w") as out:
-                out.attrs["format"] = FORMAT
-                out.attrs["format_version"] = FORMAT_VERSION
-                out.attrs["description"] = self.description
-                out.attrs["convention"] = self.convention
-                if self.fingerprint is not None:
-                    out.attrs["fingerprint"] = self.fingerprint
-                if self.image_shape is not None:
-                    out.attrs["image_shape"] = np.asarray(self.image_shape, dtype=np.int64)
-                if self.dtype is not None:
-                    out.attrs["dtype"] = self.dtype.str
-                out.create_dataset("phash", data=self.phashes)
-                if self.digests is not None:
-                    out.create_dataset("digest", data=self.digests)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        save_many(path, {"": self})
 
     @classmethod
     def load(cls, path) -> HashSet:
         """Read a HashSet written by :meth:`save`."""
-        import h5py
+        sets = load_many(path)
+        if "" not in sets:
+            raise ValueError(f"path: {os.fspath(path)!r} holds several HashSets "
+                             f"({', '.join(sets)}); use gpudedup.hashset.load_many")
+        return sets[""]
 
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise ValueError(f"path: file {path!r} does not exist")
-        try:
-            handle = h5py.File(path, "r")
-        except OSError:
-            raise ValueError(f"path: {path!r} is not an HDF5 file") from None
-        with handle:
-            if handle.attrs.get("format") != FORMAT:
-                raise ValueError(f"path: {path!r} is not a gpudedup HashSet file")
-            attrs = handle.attrs
-            shape = attrs.get("image_shape")
-            return cls(
-                handle["phash"][()],
-                handle["digest"][()] if "digest" in handle else None,
-                image_shape=tuple(shape) if shape is not None else None,
-                dtype=attrs.get("dtype"),
-                description=str(attrs.get("description", "")),
-                convention=str(attrs.get("convention", "")),
-                fingerprint=attrs.get("fingerprint"),
-            )
+    def _write(self, group) -> None:
+        group.attrs["description"] = self.description
+        group.attrs["convention"] = self.convention
+        if self.fingerprint is not None:
+            group.attrs["fingerprint"] = self.fingerprint
+        if self.image_shape is not None:
+            group.attrs["image_shape"] = np.asarray(self.image_shape, dtype=np.int64)
+        if self.dtype is not None:
+            group.attrs["dtype"] = self.dtype.str
+        group.create_dataset("phash", data=self.phashes)
+        if self.digests is not None:
+            group.create_dataset("digest", data=self.digests)
+
+    @classmethod
+    def _read(cls, group) -> HashSet:
+        attrs = group.attrs
+        shape = attrs.get("image_shape")
+        return cls(
+            group["phash"][()],
+            group["digest"][()] if "digest" in group else None,
+            image_shape=tuple(shape) if shape is not None else None,
+            dtype=attrs.get("dtype"),
+            description=str(attrs.get("description", "")),
+            convention=str(attrs.get("convention", "")),
+            fingerprint=attrs.get("fingerprint"),
+        )
+
+
+def save_many(path, sets: dict[str, HashSet]) -> None:
+    """Write named HashSets to one HDF5 file, each in a group of its name ("" = the root)."""
+    import h5py
+
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".gpudedup-", suffix=".h5.tmp", dir=folder)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as out:
+            out.attrs["format"] = FORMAT
+            out.attrs["format_version"] = FORMAT_VERSION
+            out.attrs["sets"] = np.array(list(sets), dtype=h5py.string_dtype())
+            for name, hs in sets.items():
+                hs._write(out.require_group("/" + name) if name else out)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_many(path) -> dict[str, HashSet]:
+    """Read every HashSet of a file written by :func:`save_many` (or ``HashSet.save``)."""
+    import h5py
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ValueError(f"path: file {path!r} does not exist")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        raise ValueError(f"path: {path!r} is not an HDF5 file") from None
+    with handle:
+        if handle.attrs.get("format") != FORMAT:
+            raise ValueError(f"path: {path!r} is not a gpudedup HashSet file")
+        names = [n.decode() if isinstance(n, bytes) else str(n)
+                 for n in handle.attrs.get("sets", [""])]
+        return {name: HashSet._read(handle["/" + name] if name else handle) for name in names}
+
+
+def fingerprint(source: ImageSource) -> str | None:
+    """Identity of a file-backed source: its file, dataset, shape, dtype, size and time.
+
+    Hashes cached under this fingerprint are reused only while the file is unchanged.
+    """
+    if not source.is_file:
+        return None
+    data = source.data
+    path = os.path.abspath(data.file.filename)
+    stat = os.stat(path)
+    text = (f"{path}|{data.name}|{tuple(data.shape)}|{data.dtype.str}|{stat.st_size}|"
+            f"{stat.st_mtime_ns}")
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
@@ -167,6 +169,8 @@ class Report:
     labels : dict of str to ndarray
         The labels given for each split (only those given).
     threshold : int
+    sources : dict of str to ImageSource or None
+        The images of each split, for thumbnails in the HTML report (None: hashes only).
     """
 
     splits: dict[str, SplitInfo]
@@ -174,6 +178,7 @@ class Report:
     duplicates: dict[str, Overlaps]
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     threshold: int = 0
+    sources: dict[str, object] = field(default_factory=dict, repr=False)
 
     def _all_pairs(self) -> Iterator[tuple[str, str, Overlaps]]:
         for name, ov in self.duplicates.items():
@@ -272,6 +277,34 @@ class Report:
     def to_json(self, path=None) -> str:
         """The report as JSON; written to ``path`` (temporary name, then renamed) if given."""
         text = json.dumps(self.to_dict(), indent=1)
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+    def to_csv(self, path=None) -> str:
+        """Every pair as CSV (a, i, b, j, distance, exact, label_a, label_b, conflict); written
+        to ``path`` (temporary name, then renamed) if given."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["a", "i", "b", "j", "distance", "exact", "label_a", "label_b",
+                         "conflict"])
+        for row in self.to_dict()["pairs"]:
+            labels = row.get("labels", ["", ""])
+            writer.writerow([row["a"], row["i"], row["b"], row["j"], row["distance"],
+                             int(row["exact"]), labels[0], labels[1],
+                             int(row["conflict"]) if "conflict" in row else ""])
+        text = buffer.getvalue()
+        if path is not None:
+            write_text_atomic(path, text)
+        return text
+
+    def to_html(self, path=None, *, max_pairs: int = 500) -> str:
+        """A self-contained HTML page showing each pair side by side (label conflicts first),
+        with inline PNG thumbnails; written to ``path`` if given. At most ``max_pairs`` pairs
+        are shown, with a note saying how many were left out."""
+        from .report_html import render_html
+
+        text = render_html(self, max_pairs=max_pairs)
         if path is not None:
             write_text_atomic(path, text)
         return text

@@ -7,14 +7,19 @@ name in every message.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
 #: bytes of images per batch when the caller does not choose a batch size
-DEFAULT_BATCH_BYTES = 64 * 2**20
+DEFAULT_BATCH_BYTES = 32 * 2**20
+#: batches read ahead by the background reader of file-backed sources
+PREFETCH = 1
 
 
 @dataclass
@@ -56,15 +61,39 @@ class ImageSource:
     def on_device(self) -> bool:
         return _is_cupy(self.data)
 
+    @property
+    def is_file(self) -> bool:
+        return _is_h5_dataset(self.data)
+
     def default_batch_size(self) -> int:
         per_image = max(1, int(np.prod(self.image_shape)) * self.dtype.itemsize)
         return max(1, DEFAULT_BATCH_BYTES // per_image)
 
-    def batches(self, batch_size: int | None = None) -> Iterator[tuple[int, object]]:
-        """Yield ``(start, images[start:start + batch])``; numpy/CuPy batches are views."""
+    def aligned_batch_size(self, batch_size: int | None) -> int:
+        """The batch size rounded to whole HDF5 chunks along N (each chunk is read once)."""
         size = batch_size or self.default_batch_size()
-        for start in range(0, self.count, size):
-            yield start, self.data[start:start + size]
+        chunks = getattr(self.data, "chunks", None)
+        if chunks and batch_size is None:
+            size = max(chunks[0], size - size % chunks[0])
+        return size
+
+    def _read(self, start: int, stop: int):
+        return self.data[start:stop]
+
+    def batches(self, batch_size: int | None = None) -> Iterator[tuple[int, object]]:
+        """Yield ``(start, images[start:start + batch])`` in order.
+
+        numpy and CuPy batches are views. HDF5 batches are whole chunks along N, read by a
+        background thread one batch ahead, so reading overlaps hashing and memory holds at most
+        two batches.
+        """
+        size = self.aligned_batch_size(batch_size)
+        spans = [(start, min(start + size, self.count)) for start in range(0, self.count, size)]
+        if not self.is_file:
+            for start, stop in spans:
+                yield start, self._read(start, stop)
+            return
+        yield from _prefetch(self, spans)
 
     def take(self, indices: np.ndarray) -> np.ndarray:
         """The images at ``indices`` as a host numpy array (for byte-for-byte verification)."""
@@ -76,6 +105,40 @@ class ImageSource:
         # h5py wants increasing, unique indices
         unique, inverse = np.unique(indices, return_inverse=True)
         return np.asarray(self.data[unique])[inverse]
+
+
+def _prefetch(source: ImageSource, spans: list[tuple[int, int]]):
+    # a reader thread fills a queue PREFETCH deep; errors travel through the queue
+    ready: queue.Queue = queue.Queue(maxsize=PREFETCH)
+    stop_reading = threading.Event()
+
+    def reader():
+        try:
+            for start, stop in spans:
+                if stop_reading.is_set():
+                    return
+                ready.put((start, source._read(start, stop)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            ready.put(exc)
+        else:
+            ready.put(None)
+
+    thread = threading.Thread(target=reader, name="gpudedup-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop_reading.set()
+        while thread.is_alive():  # unblock a reader waiting to put
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        thread.join()
 
 
 def _is_cupy(obj) -> bool:
@@ -98,28 +161,46 @@ def split_h5_path(spec: str) -> tuple[str, str]:
     return path, dataset if dataset.startswith("/") else "/" + dataset
 
 
-def open_h5_dataset(spec: str, name: str):
-    """Open ``"file.h5:/dataset"`` read-only; returns ``(file, dataset)``."""
+def open_h5_file(path: str, name: str):
+    """Open an HDF5 file read-only with a chunk cache sized for batches; ValueError naming
+    ``name`` when it is missing or not HDF5."""
     import h5py
 
+    if not os.path.exists(path):
+        raise ValueError(f"{name}: file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{name}: {path!r} is a directory, not an HDF5 file")
+    try:
+        return h5py.File(path, "r", rdcc_nbytes=DEFAULT_BATCH_BYTES, rdcc_nslots=10007)
+    except OSError:
+        raise ValueError(f"{name}: {path!r} is not an HDF5 file") from None
+
+
+def get_dataset(handle, dataset: str, name: str):
+    """``handle[dataset]`` if it is a dataset; ValueError naming ``name`` otherwise."""
+    import h5py
+
+    path = handle.filename
+    if dataset not in handle:
+        raise ValueError(f"{name}: {path!r} has no dataset {dataset!r}")
+    obj = handle[dataset]
+    if not isinstance(obj, h5py.Dataset):
+        raise ValueError(f"{name}: {dataset!r} in {path!r} is a group, not a dataset")
+    return obj
+
+
+def open_h5_dataset(spec: str, name: str):
+    """Open ``"file.h5:/dataset"`` read-only; returns ``(file, dataset)``."""
     try:
         path, dataset = split_h5_path(spec)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from None
-    if not os.path.exists(path):
-        raise ValueError(f"{name}: file {path!r} does not exist")
+    handle = open_h5_file(path, name)
     try:
-        handle = h5py.File(path, "r")
-    except OSError:
-        raise ValueError(f"{name}: {path!r} is not an HDF5 file") from None
-    if dataset not in handle:
+        return handle, get_dataset(handle, dataset, name)
+    except ValueError:
         handle.close()
-        raise ValueError(f"{name}: {path!r} has no dataset {dataset!r}")
-    obj = handle[dataset]
-    if not isinstance(obj, h5py.Dataset):
-        handle.close()
-        raise ValueError(f"{name}: {dataset!r} in {path!r} is a group, not a dataset")
-    return handle, obj
+        raise
 
 
 def as_source(obj, name: str) -> ImageSource:
