@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from . import __version__
+from .fileio import atomic_path
 from .layout import SplitSpec
 from .results import Report
 
@@ -101,40 +101,33 @@ def write_clean(input_path: str, output_path: str, specs: Sequence[SplitSpec],
         filtered[spec.images] = spec.name
         if spec.labels:
             filtered[spec.labels] = spec.name
-    folder = os.path.dirname(os.path.abspath(output_path))
-    fd, tmp = tempfile.mkstemp(prefix=".gpudedup-", suffix=".h5.tmp", dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(input_path, "r") as fin, h5py.File(tmp, "w") as fout:
-            for key, value in fin.attrs.items():
-                fout.attrs[key] = value
+    # the temporary file closes (inner context) before it is renamed (outer context)
+    with atomic_path(output_path, ".h5.tmp") as tmp, \
+            h5py.File(input_path, "r") as fin, h5py.File(tmp, "w") as fout:
+        for key, value in fin.attrs.items():
+            fout.attrs[key] = value
 
-            def visit(path, obj):
-                full = "/" + path
-                if full == "/gpudedup" or full.startswith("/gpudedup/"):
-                    return  # a previous clean's record; this one writes its own
-                if isinstance(obj, h5py.Group):
-                    group = fout.require_group(full)
-                    for key, value in obj.attrs.items():
-                        group.attrs[key] = value
-                    return
-                parent = fout.require_group(os.path.dirname(full) or "/")
-                if full in filtered:
-                    _copy_filtered(obj, parent, os.path.basename(full), masks[filtered[full]])
-                else:
-                    fin.copy(obj, parent, name=os.path.basename(full))
+        def visit(path, obj):
+            full = "/" + path
+            if full == "/gpudedup" or full.startswith("/gpudedup/"):
+                return  # a previous clean's record; this one writes its own
+            if isinstance(obj, h5py.Group):
+                group = fout.require_group(full)
+                for key, value in obj.attrs.items():
+                    group.attrs[key] = value
+                return
+            parent = fout.require_group(os.path.dirname(full) or "/")
+            if full in filtered:
+                _copy_filtered(obj, parent, os.path.basename(full), masks[filtered[full]])
+            else:
+                fin.copy(obj, parent, name=os.path.basename(full))
 
-            fin.visititems(visit)
-            kept_group = fout.require_group("/gpudedup/kept")
-            for spec in specs:
-                kept_group.create_dataset(spec.name, data=np.flatnonzero(masks[spec.name]))
-            meta = fout["/gpudedup"]
-            meta.attrs["version"] = __version__
-            meta.attrs["threshold"] = threshold
-            meta.attrs["source"] = os.path.basename(input_path)
-        os.replace(tmp, output_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        fin.visititems(visit)
+        kept_group = fout.require_group("/gpudedup/kept")
+        for spec in specs:
+            kept_group.create_dataset(spec.name, data=np.flatnonzero(masks[spec.name]))
+        meta = fout["/gpudedup"]
+        meta.attrs["version"] = __version__
+        meta.attrs["threshold"] = threshold
+        meta.attrs["source"] = os.path.basename(input_path)
     return {spec.name: int(masks[spec.name].sum()) for spec in specs}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 
 import numpy as np
 
+from .fileio import atomic_path
 from .sources import ImageSource
 
 FORMAT = "gpudedup-hashset"
@@ -117,22 +117,12 @@ def save_many(path, sets: dict[str, HashSet]) -> None:
     """Write named HashSets to one HDF5 file, each in a group of its name ("" = the root)."""
     import h5py
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gpudedup-", suffix=".h5.tmp", dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as out:
-            out.attrs["format"] = FORMAT
-            out.attrs["format_version"] = FORMAT_VERSION
-            out.attrs["sets"] = np.array(list(sets), dtype=h5py.string_dtype())
-            for name, hs in sets.items():
-                hs._write(out.require_group("/" + name) if name else out)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path, ".h5.tmp") as tmp, h5py.File(tmp, "w") as out:
+        out.attrs["format"] = FORMAT
+        out.attrs["format_version"] = FORMAT_VERSION
+        out.attrs["sets"] = np.array(list(sets), dtype=h5py.string_dtype())
+        for name, hs in sets.items():
+            hs._write(out.require_group("/" + name) if name else out)
 
 
 def load_many(path) -> dict[str, HashSet]:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from . import __version__
-from .results import _label_value
+from .results import conflict_mask, label_value
 
 #: small images are enlarged (nearest neighbour, whole factor) to about this long side
 SMALL_SIDE = 96
@@ -98,33 +98,21 @@ def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _conflict_mask(report, a: str, b: str, ov) -> np.ndarray:
-    # the same rule as Report.conflicts: both sides labelled and the labels differ
-    la, lb = report.labels.get(a), report.labels.get(b)
-    if la is None or lb is None or not len(ov):
-        return np.zeros(len(ov), bool)
-    differ = np.asarray(la[ov.left] != lb[ov.right])
-    if differ.ndim > 1:
-        differ = differ.reshape(differ.shape[0], -1).any(axis=1)
-    return differ
-
-
 def _select_rows(report, max_pairs: int) -> tuple[list[_Row], int]:
     """The first ``max_pairs`` rows in display order, and how many pairs there are in all."""
     groups = [(a, b, ov) for (a, b), ov in report.overlaps.items()]
     groups += [(name, name, ov) for name, ov in report.duplicates.items()]
     # exact first (~exact sorts False first), then (i, j)
     orders = [np.lexsort((ov.right, ov.left, ~ov.exact)) for _, _, ov in groups]
-    conflicts = [_conflict_mask(report, a, b, ov) for a, b, ov in groups]
-    passes = [("conflict", lambda m: m), ("other", lambda m: ~m)]
+    conflicts = [conflict_mask(report.labels, a, b, ov) for a, b, ov in groups]
     rows, total = [], 0
-    for section, keep in passes:
-        for (a, b, ov), order, mask in zip(groups, orders, conflicts):
-            chosen = order[keep(mask)[order]]
+    for conflict_pass in (True, False):  # conflicts first, then everything else
+        for (a, b, ov), order, conflict in zip(groups, orders, conflicts):
+            chosen = order[(conflict if conflict_pass else ~conflict)[order]]
             total += chosen.size
-            name = section if section == "conflict" else ("leak" if a != b else "duplicate")
+            section = "conflict" if conflict_pass else ("leak" if a != b else "duplicate")
             for k in chosen[:max(0, max_pairs - len(rows))].tolist():
-                rows.append(_Row(name, a, int(ov.left[k]), b, int(ov.right[k]),
+                rows.append(_Row(section, a, int(ov.left[k]), b, int(ov.right[k]),
                                  int(ov.distance[k]), bool(ov.exact[k])))
     return rows, total
 
@@ -229,7 +217,7 @@ def _image_cell(report, name: str, index: int, images, conflict: bool) -> str:
     if labels is not None:
         css = "label conflict" if conflict else "label"
         caption += (f"<br><span class=\"{css}\">label "
-                    f"{_esc(_label_value(labels[index]))}</span>")
+                    f"{_esc(label_value(labels[index]))}</span>")
     return f"<td class=\"image\"><figure>{picture}<figcaption>{caption}</figcaption></figure></td>"
 
 

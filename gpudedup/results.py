@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -15,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from . import __version__
+from .fileio import atomic_path
 
 
 class Overlaps:
@@ -145,7 +144,8 @@ class SplitInfo:
     dtype: str
 
 
-def _label_value(value):
+def label_value(value):
+    """A label as a plain Python value (for JSON, CSV and HTML)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value.item() if isinstance(value, np.generic) else value
@@ -153,6 +153,19 @@ def _label_value(value):
 
 def _labels_differ(la, lb) -> bool:
     return bool(np.any(np.asarray(la) != np.asarray(lb)))
+
+
+def conflict_mask(labels: dict, a: str, b: str, ov: Overlaps) -> np.ndarray:
+    """Which pairs of ``ov`` (split ``a`` x split ``b``) join images with different labels;
+    False everywhere unless both splits have labels. Labels may be rows (one-hot, multi-label):
+    they differ when any element does."""
+    la, lb = labels.get(a), labels.get(b)
+    if la is None or lb is None or not len(ov):
+        return np.zeros(len(ov), dtype=bool)
+    differ = np.asarray(la[ov.left] != lb[ov.right])
+    if differ.ndim > 1:
+        differ = differ.reshape(differ.shape[0], -1).any(axis=1)
+    return differ
 
 
 @dataclass
@@ -191,15 +204,10 @@ class Report:
         """Pairs (inside a split or between two) whose labels differ; both sides need labels."""
         out = []
         for a, b, ov in self._all_pairs():
-            if a not in self.labels or b not in self.labels or not len(ov):
-                continue
-            la, lb = self.labels[a][ov.left], self.labels[b][ov.right]
-            differ = la != lb
-            if differ.ndim > 1:
-                differ = differ.reshape(differ.shape[0], -1).any(axis=1)
-            for k in np.flatnonzero(differ).tolist():
-                out.append(Conflict(a, int(ov.left[k]), b, int(ov.right[k]),
-                                    _label_value(la[k]), _label_value(lb[k]),
+            la, lb = self.labels.get(a), self.labels.get(b)
+            for k in np.flatnonzero(conflict_mask(self.labels, a, b, ov)).tolist():
+                i, j = int(ov.left[k]), int(ov.right[k])
+                out.append(Conflict(a, i, b, j, label_value(la[i]), label_value(lb[j]),
                                     int(ov.distance[k]), bool(ov.exact[k])))
         return out
 
@@ -261,7 +269,7 @@ class Report:
                 row = {"a": a, "i": i, "b": b, "j": j, "distance": int(ov.distance[k]),
                        "exact": bool(ov.exact[k])}
                 if la is not None and lb is not None:
-                    row["labels"] = [_label_value(la[i]), _label_value(lb[j])]
+                    row["labels"] = [label_value(la[i]), label_value(lb[j])]
                     row["conflict"] = _labels_differ(la[i], lb[j])
                 pairs.append(row)
         return {
@@ -315,17 +323,8 @@ class Report:
 
 def write_text_atomic(path, text: str) -> None:
     """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".gpudedup-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def format_summary(report: Report) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: bytes of images per batch when the caller does not choose a batch size
-DEFAULT_BATCH_BYTES = 32 * 2**20
+DEFAULT_BATCH_BYTES = 16 * 2**20
 #: batches read ahead by the background reader of file-backed sources
 PREFETCH = 1
 
