@@ -10,7 +10,6 @@ changes the answer.
 from __future__ import annotations
 
 import itertools
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -29,8 +28,10 @@ INITIAL_CAPACITY = 1024
 BLOCKS_PER_WAVE = 512
 #: relative costs used by strategy="auto" (measured on the CPU kernels)
 COST_PAIR = 1.0  # one brute-force popcount comparison
-COST_PROBE = 12.0  # one bucket lookup of multi-index hashing
+COST_PROBE = 12.0  # one bucket lookup of multi-index hashing, table in L2
+COST_PROBE_BIG = 60.0  # one bucket lookup in a table of 2**14 buckets or more
 COST_CANDIDATE = 6.0  # one candidate checked by multi-index hashing
+COST_BUILD = 4.0  # one indexed code bucketed by one substring
 #: queries sampled to estimate the candidates of multi-index hashing
 PLAN_SAMPLE = 256
 
@@ -38,31 +39,40 @@ PLAN_SAMPLE = 256
 # ------------------------------------------------------------------------------- exact
 
 
-def _digest_keys(digests: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(digests).view([("h1", np.uint64), ("h2", np.uint64)]).ravel()
-
-
 def digest_pairs(da: np.ndarray, db: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs with equal 128-bit digests (``i < j`` when ``db`` is None).
 
-    Returns two int64 arrays sorted by (i, j).
+    One sort of all digests (both sides together), then every run of equal digests gives the
+    pairs of its members from a with its members from b. Returns int64 arrays sorted by (i, j).
     """
     self_join = db is None
-    keys_a = _digest_keys(da)
-    keys_b = keys_a if self_join else _digest_keys(db)
-    if keys_a.size == 0 or keys_b.size == 0:
+    digests = da if self_join else np.concatenate([da, db])
+    side = np.zeros(digests.shape[0], dtype=np.int8)
+    if not self_join:
+        side[da.shape[0]:] = 1
+    if digests.shape[0] < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    order_b = np.argsort(keys_b, kind="stable")
-    sorted_b = keys_b[order_b]
-    lo = np.searchsorted(sorted_b, keys_a, side="left")
-    hi = np.searchsorted(sorted_b, keys_a, side="right")
-    counts = hi - lo
-    i = np.repeat(np.arange(keys_a.size, dtype=np.int64), counts)
-    offsets = np.arange(i.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    j = order_b[np.repeat(lo, counts) + offsets].astype(np.int64)
-    if self_join:
-        keep = j > i
-        i, j = i[keep], j[keep]
+    order = np.lexsort((side, digests[:, 1], digests[:, 0]))
+    keys = digests[order]
+    same_as_next = (keys[1:] == keys[:-1]).all(axis=1)
+    starts = np.flatnonzero(np.concatenate([[True], ~same_as_next]))
+    ends = np.concatenate([starts[1:], [order.size]])
+    lefts, rights = [], []
+    offset = 0 if self_join else da.shape[0]
+    for lo, hi in zip(starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist()):
+        members, sides = order[lo:hi], side[order[lo:hi]]
+        if self_join:
+            members = np.sort(members)
+            i, j = np.triu_indices(members.size, k=1)
+            lefts.append(members[i])
+            rights.append(members[j])
+        else:
+            left, right = members[sides == 0], members[sides == 1] - offset
+            lefts.append(np.repeat(left, right.size))
+            rights.append(np.tile(right, left.size))
+    if not lefts:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    i, j = np.concatenate(lefts).astype(np.int64), np.concatenate(rights).astype(np.int64)
     order = np.lexsort((j, i))
     return i[order], j[order]
 
@@ -115,18 +125,33 @@ def _split(substrings: int) -> tuple[np.ndarray, np.ndarray]:
     return shifts, masks
 
 
-def _flips(width: int, radius: int) -> np.ndarray:
-    # every mask of at most `radius` bits within `width` bits, ascending
-    masks = [0]
-    for weight in range(1, radius + 1):
-        for bits in itertools.combinations(range(width), weight):
-            masks.append(sum(1 << b for b in bits))
-    return np.array(sorted(masks), dtype=np.uint64)
+def _radii(threshold: int, substrings: int) -> np.ndarray:
+    # threshold = m*q + a: one of the first a + 1 substrings is within q, or one of the
+    # others within q - 1 (else the distance would be at least m*q + a + 1)
+    q, a = divmod(threshold, substrings)
+    return np.array([q if s <= a else q - 1 for s in range(substrings)], dtype=np.int64)
+
+
+def _flips(masks: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # for each substring: every mask of at most radii[s] bits inside it, padded to one width
+    lists = []
+    for mask, radius in zip(masks.tolist(), radii.tolist()):
+        width = int(mask).bit_length()
+        flips = [0] if radius >= 0 else []
+        for weight in range(1, radius + 1):
+            for bits in itertools.combinations(range(width), weight):
+                flips.append(sum(1 << b for b in bits))
+        lists.append(flips)
+    longest = max(len(f) for f in lists)
+    table = np.zeros((len(lists), max(longest, 1)), dtype=np.uint64)
+    for s, flips in enumerate(lists):
+        table[s, :len(flips)] = flips
+    return table, np.array([len(f) for f in lists], dtype=np.int64)
 
 
 def _mih_range_of_m(threshold: int) -> range:
     # substrings of at most 16 bits (direct bucket tables), probe radius at most 2
-    low = max(4, math.ceil((threshold + 1) / 3))
+    low = max(4, threshold // 3 + 1)
     high = min(max(threshold + 1, 4), 16)
     return range(low, high + 1)
 
@@ -137,7 +162,7 @@ def _mih_tables(codes, substrings: int, be: backends.Backend):
     shifts, masks = _split(substrings)
     nkeys = int(masks.max()) + 1
     offsets = xp.zeros((substrings, nkeys + 1), dtype=xp.int64)
-    order = xp.empty((substrings, codes.size), dtype=xp.int64)
+    order = xp.empty((substrings, codes.size), dtype=xp.int32 if codes.size < 2**31 else xp.int64)
     sorted_codes = xp.empty((substrings, codes.size), dtype=xp.uint64)
     for s in range(substrings):
         used = int(masks[s]) + 2
@@ -152,21 +177,18 @@ def _estimate_mih(queries: np.ndarray, index: np.ndarray, threshold: int,
                   substrings: int) -> float:
     # cost per query: bucket probes plus the candidates in them, counted on a sample
     shifts, masks = _split(substrings)
-    radius = threshold // substrings
-    flips = _flips(int(masks.max()).bit_length(), radius)
-    nkeys = int(masks.max()) + 1
+    flips, nflips = _flips(masks, _radii(threshold, substrings))
     rng = np.random.default_rng(0)
     sample = queries if queries.size <= PLAN_SAMPLE else rng.choice(queries, PLAN_SAMPLE)
     candidates = 0.0
-    probes = 0
     for s in range(substrings):
         counts = np.bincount(((index >> shifts[s]) & masks[s]).astype(np.int64),
-                             minlength=nkeys)
-        usable = flips[flips <= masks[s]]
-        keys = ((sample >> shifts[s]) & masks[s])[:, None] ^ usable[None, :]
+                             minlength=int(masks[s]) + 1)
+        keys = ((sample >> shifts[s]) & masks[s])[:, None] ^ flips[s, :nflips[s]][None, :]
         candidates += counts[keys.astype(np.int64)].sum() / sample.size
-        probes += usable.size
-    return probes * COST_PROBE + candidates * COST_CANDIDATE
+    # a probe into a table past the L2 cache costs more
+    probe_cost = COST_PROBE_BIG if int(masks.max()) >= 1 << 14 else COST_PROBE
+    return int(nflips.sum()) * probe_cost + candidates * COST_CANDIDATE
 
 
 def plan_search(a: np.ndarray, b: np.ndarray, threshold: int, strategy: str = "auto",
@@ -190,10 +212,13 @@ def plan_search(a: np.ndarray, b: np.ndarray, threshold: int, strategy: str = "a
             return SearchPlan("mih", options[0])
     if a.size == 0 or b.size == 0 or not options:
         return SearchPlan("brute")
+    # whole-search costs; multi-index hashing indexes the larger side, queries the smaller
+    queries, index = (a, b) if a.size <= b.size else (b, a)
     best = SearchPlan("brute")
-    best_cost = COST_PAIR * b.size
+    best_cost = COST_PAIR * float(a.size) * b.size
     for m in options:
-        cost = _estimate_mih(a, b, threshold, m)
+        cost = (queries.size * _estimate_mih(queries, index, threshold, m)
+                + COST_BUILD * m * index.size)
         if cost < best_cost or strategy == "mih" and best.strategy == "brute":
             best, best_cost = SearchPlan("mih", m), cost
     return best
@@ -287,13 +312,13 @@ def _mih_search(a, b, threshold, self_join, substrings, be):
     dev_a = be.to_device(a)
     dev_b = dev_a if self_join else be.to_device(b)
     shifts, masks, offsets, order, sorted_codes = _mih_tables(dev_b, substrings, be)
-    radius = threshold // substrings
-    width = int(_split(substrings)[1].max()).bit_length()
-    flips = be.to_device(_flips(width, radius))
+    radii = _radii(threshold, substrings)
+    flips, nflips = _flips(_split(substrings)[1], radii)
+    radii, flips, nflips = be.to_device(radii), be.to_device(flips), be.to_device(nflips)
 
     def run(row_start, counts, out_i, out_j, out_d):
         be.launch("mih_range", counts.size * BLOCK_ROWS, dev_a, threshold, self_join,
-                  row_start, BLOCK_ROWS, shifts, masks, radius, flips, offsets, order,
+                  row_start, BLOCK_ROWS, shifts, masks, radii, flips, nflips, offsets, order,
                   sorted_codes, counts, out_i, out_j, out_d)
 
     return _run_blocks(run, a.size, be.xp)

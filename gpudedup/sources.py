@@ -84,8 +84,8 @@ class ImageSource:
         """Yield ``(start, images[start:start + batch])`` in order.
 
         numpy and CuPy batches are views. HDF5 batches are whole chunks along N, read by a
-        background thread one batch ahead, so reading overlaps hashing and memory holds at most
-        two batches.
+        background thread one batch ahead into reused buffers (so reading overlaps hashing and
+        memory holds three batches); a batch is valid until the next one is asked for.
         """
         size = self.aligned_batch_size(batch_size)
         spans = [(start, min(start + size, self.count)) for start in range(0, self.count, size)]
@@ -108,16 +108,24 @@ class ImageSource:
 
 
 def _prefetch(source: ImageSource, spans: list[tuple[int, int]]):
-    # a reader thread fills a queue PREFETCH deep; errors travel through the queue
+    # A reader thread reads batches straight into PREFETCH + 2 reused buffers (no allocation
+    # per batch, so resident memory stays flat) and hands them over through a queue
+    # PREFETCH deep. The buffer a batch sits in is reused only after the consumer has asked
+    # for the batch after it. Errors travel through the queue.
     ready: queue.Queue = queue.Queue(maxsize=PREFETCH)
     stop_reading = threading.Event()
+    longest = max(stop - start for start, stop in spans)
+    buffers = [np.empty((longest,) + source.image_shape, dtype=source.dtype)
+               for _ in range(PREFETCH + 2)]
 
     def reader():
         try:
-            for start, stop in spans:
+            for k, (start, stop) in enumerate(spans):
                 if stop_reading.is_set():
                     return
-                ready.put((start, source._read(start, stop)))
+                batch = buffers[k % len(buffers)][:stop - start]
+                source.data.read_direct(batch, np.s_[start:stop])
+                ready.put((start, batch))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             ready.put(exc)
         else:

@@ -353,53 +353,64 @@ def mih_bucket_sort(codes, shift, mask, offsets, order, sorted_codes):
         fill[key] += 1
 
 
+@njit(**_JIT)
+def _probe_bucket(ai, codes, order, lo, hi, threshold, self_join, i, s, shifts, masks, radii,
+                  row, found, out_i, out_j, out_d):
+    # candidates codes[lo:hi] of query ai found through substring s: a branch-free sweep
+    # counts the hits (vectorised), and only buckets with one are scanned again
+    hits = 0
+    for idx in range(lo, hi):
+        hits += popcount64(ai ^ codes[np.uintp(idx)]) <= threshold
+    if hits == 0:
+        return found
+    cap = out_i.shape[1]
+    for idx in range(lo, hi):
+        x = ai ^ codes[idx]
+        d = popcount64(x)
+        j = order[idx]
+        if d > threshold or (self_join and j <= i):
+            continue
+        # report the pair only through the first substring within its radius
+        first = True
+        for t in range(s):
+            if popcount64((x >> shifts[t]) & masks[t]) <= radii[t]:
+                first = False
+                break
+        if first:
+            if found < cap:
+                out_i[row, found] = i
+                out_j[row, found] = j
+                out_d[row, found] = d
+            found += 1
+    return found
+
+
 @njit(parallel=True, **_JIT)
-def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radius, flips,
-              offsets, order, sorted_codes, counts, out_i, out_j, out_d):
+def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radii, flips,
+              nflips, offsets, order, sorted_codes, counts, out_i, out_j, out_d):
     """The pairs of ``hamming_range``, found by multi-index hashing.
 
-    b is split into substrings (shifts[s], masks[s]) and bucketed by each with
-    ``mih_bucket_sort`` into offsets[s], order[s] and sorted_codes[s]. A pair within
-    ``threshold`` has some substring within ``radius`` (pigeonhole, radius = threshold // m), so
-    each query probes its key XOR every mask in ``flips`` (all masks of weight <= radius),
-    checks the candidates by popcount and reports a pair only from the first substring within
-    ``radius``, so once. Output convention as in ``hamming_range``.
+    The indexed codes are split into substrings (shifts[s], masks[s]) and bucketed by each with
+    ``mih_bucket_sort`` into offsets[s], order[s] and sorted_codes[s]. With ``threshold =
+    m * q + a``, a pair within the threshold has one of the first a + 1 substrings within q or
+    one of the others within q - 1 (``radii``); so each query probes its key XOR the first
+    ``nflips[s]`` masks of ``flips[s]`` (every mask of weight <= radii[s] inside the
+    substring), checks the candidates by popcount, and reports a pair only from the first
+    substring within its radius, so once. Output convention as in ``hamming_range``.
     """
     n = a.shape[0]
-    nsub = shifts.shape[0]
-    cap = out_i.shape[1]
     thr = np.uint64(threshold)
-    rad = np.uint64(radius)
     for blk in prange(counts.shape[0]):
         lo = row_start + blk * block_rows
         hi = min(lo + block_rows, n)
         found = 0
         for i in range(lo, hi):
             ai = a[i]
-            for s in range(nsub):
+            for s in range(shifts.shape[0]):
                 key = (ai >> shifts[s]) & masks[s]
-                for f in range(flips.shape[0]):
-                    flip = flips[f]
-                    if flip > masks[s]:
-                        break  # flips are sorted; the rest exceed this substring's width
-                    probe = np.int64(key ^ flip)
-                    for idx in range(offsets[s, probe], offsets[s, probe + 1]):
-                        x = ai ^ sorted_codes[s, idx]
-                        d = popcount64(x)
-                        if d > thr:
-                            continue
-                        j = order[s, idx]
-                        if self_join and j <= i:
-                            continue
-                        first = True
-                        for t in range(s):
-                            if popcount64((x >> shifts[t]) & masks[t]) <= rad:
-                                first = False
-                                break
-                        if first:
-                            if found < cap:
-                                out_i[blk, found] = i
-                                out_j[blk, found] = j
-                                out_d[blk, found] = d
-                            found += 1
+                for f in range(nflips[s]):
+                    probe = np.int64(key ^ flips[s, f])
+                    found = _probe_bucket(ai, sorted_codes[s], order[s], offsets[s, probe],
+                                          offsets[s, probe + 1], thr, self_join, i, s, shifts,
+                                          masks, radii, blk, found, out_i, out_j, out_d)
         counts[blk] = found

@@ -267,8 +267,8 @@ def mih_bucket_sort(codes, shift, mask, offsets, order, sorted_codes):
 
 
 @cuda.jit
-def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radius, flips,
-              offsets, order, sorted_codes, counts, out_i, out_j, out_d):
+def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radii, flips,
+              nflips, offsets, order, sorted_codes, counts, out_i, out_j, out_d):
     """Twin of cpu.mih_range: one thread per query row, atomic per-block output counters."""
     local = cuda.grid(1)
     i = row_start + local
@@ -279,11 +279,8 @@ def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, rad
     cap = out_i.shape[1]
     for s in range(shifts.shape[0]):
         key = (ai >> shifts[s]) & masks[s]
-        for f in range(flips.shape[0]):
-            flip = flips[f]
-            if flip > masks[s]:
-                break
-            probe = int64(key ^ flip)
+        for f in range(nflips[s]):
+            probe = int64(key ^ flips[s, f])
             for idx in range(offsets[s, probe], offsets[s, probe + 1]):
                 x = ai ^ sorted_codes[s, idx]
                 d = cuda.popc(x)
@@ -292,7 +289,7 @@ def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, rad
                     continue
                 first = True
                 for t in range(s):
-                    if cuda.popc((x >> shifts[t]) & masks[t]) <= radius:
+                    if cuda.popc((x >> shifts[t]) & masks[t]) <= radii[t]:
                         first = False
                         break
                 if first:

@@ -3,13 +3,13 @@ bit, on inputs of a few dozen rows."""
 
 import numpy as np
 import pytest
+from gpudedup.kernels import cpu
+from gpudedup.kernels import cuda as gk
+from gpudedup.kernels import resample as rs
 
 import gpudedup as gd
 from gpudedup import search
 from gpudedup.backend import resolve
-from gpudedup.kernels import cpu
-from gpudedup.kernels import cuda as gk
-from gpudedup.kernels import resample as rs
 
 
 def run_both(name, items, *args, outs):
