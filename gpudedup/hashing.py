@@ -112,6 +112,7 @@ def compute_hashes(source: ImageSource, be: backends.Backend, *, digests: bool =
     plan = _PhashPlan(shape[0], shape[1], source.dtype == np.uint8, be) if phashes else None
     seed = digest_seed(shape, source.dtype)
     check_finite = source.dtype.kind == "f"
+    chosen = batch_size is not None
     if batch_size is None:
         budget = be.batch_bytes()
         per_image = max(1, int(np.prod(shape)) * source.dtype.itemsize)
@@ -133,7 +134,8 @@ def compute_hashes(source: ImageSource, be: backends.Backend, *, digests: bool =
     bar = tqdm(total=n, desc=f"hashing {source.name}", unit="img", disable=not progress,
                leave=False)
     with bar:
-        for start, result in be.map_batches(source.batches(batch_size), work):
+        for start, result in be.map_batches(source.batches(batch_size, align=not chosen),
+                                            work):
             count = next(iter(result.values())).shape[0]
             if "bad" in result:
                 _raise_on_nonfinite(result["bad"], start, source)

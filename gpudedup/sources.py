@@ -69,25 +69,30 @@ class ImageSource:
         per_image = max(1, int(np.prod(self.image_shape)) * self.dtype.itemsize)
         return max(1, DEFAULT_BATCH_BYTES // per_image)
 
-    def aligned_batch_size(self, batch_size: int | None) -> int:
-        """The batch size rounded to whole HDF5 chunks along N (each chunk is read once)."""
-        size = batch_size or self.default_batch_size()
+    def aligned_batch_size(self, size: int) -> int:
+        """``size`` rounded down to whole HDF5 chunks along N (so each chunk is read once)."""
         chunks = getattr(self.data, "chunks", None)
-        if chunks and batch_size is None:
+        if chunks:
             size = max(chunks[0], size - size % chunks[0])
         return size
 
     def _read(self, start: int, stop: int):
         return self.data[start:stop]
 
-    def batches(self, batch_size: int | None = None) -> Iterator[tuple[int, object]]:
+    def batches(self, batch_size: int | None = None, *,
+                align: bool | None = None) -> Iterator[tuple[int, object]]:
         """Yield ``(start, images[start:start + batch])`` in order.
+
+        The size (default: about DEFAULT_BATCH_BYTES of images) is rounded down to whole HDF5
+        chunks when ``align`` is True (default: when no batch size was given).
 
         numpy and CuPy batches are views. HDF5 batches are whole chunks along N, read by a
         background thread one batch ahead into reused buffers (so reading overlaps hashing and
         memory holds three batches); a batch is valid until the next one is asked for.
         """
-        size = self.aligned_batch_size(batch_size)
+        size = batch_size or self.default_batch_size()
+        if align or (align is None and batch_size is None):
+            size = self.aligned_batch_size(size)
         spans = [(start, min(start + size, self.count)) for start in range(0, self.count, size)]
         if not self.is_file:
             for start, stop in spans:
