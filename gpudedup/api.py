@@ -44,7 +44,8 @@ def _pair_keys(i: np.ndarray, j: np.ndarray, width: int) -> np.ndarray:
 
 
 def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, threshold: int,
-              exact: bool, near: bool, verify: bool, be, strategy: str) -> Overlaps:
+              exact: bool, near: bool, verify: bool, be, strategy: str,
+              progress: bool = False) -> Overlaps:
     self_join = hb is None
     other = ha if self_join else hb
     width = max(other.count, 1)
@@ -54,15 +55,16 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
                       stacklevel=3)
     ei = ej = np.empty(0, np.int64)
     if exact and ha.digests is not None and other.digests is not None:
-        ei, ej = digest_pairs(ha.digests, None if self_join else other.digests)
+        ei, ej = digest_pairs(ha.digests, None if self_join else other.digests, be.xp)
         if verify:
             same = verify_pairs(ha.source, other.source, ei, ej, *names)
             ei, ej = ei[same], ej[same]
     if not near:
         return Overlaps(ei, ej, np.zeros(ei.size, np.uint8), np.ones(ei.size, bool),
                         threshold=threshold, self_join=self_join)
+    label = f"searching {names[0]}" if self_join else f"searching {names[0]} x {names[1]}"
     i, j, d = hamming_pairs(ha.phashes, None if self_join else other.phashes, threshold,
-                            be=be, strategy=strategy)
+                            be=be, strategy=strategy, progress=progress, label=label)
     keys = _pair_keys(i, j, width)
     exact_keys = _pair_keys(ei, ej, width)
     is_exact = np.isin(keys, exact_keys, assume_unique=True)
@@ -125,7 +127,8 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
     ha = _hashes(a, "a", be, **opts)
     hb = None if b is None else _hashes(b, "b", be, **opts)
     return _overlaps(ha, hb, ("a", "a" if b is None else "b"), threshold=threshold,
-                     exact=exact, near=near, verify=verify, be=be, strategy=strategy)
+                     exact=exact, near=near, verify=verify, be=be, strategy=strategy,
+                     progress=progress)
 
 
 def find_duplicates(images, **options) -> Overlaps:
@@ -193,7 +196,7 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
               for name, images in splits.items()}
     label_arrays = _check_labels(labels, {n: h.count for n, h in hashes.items()})
     search = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
-              "be": be, "strategy": strategy}
+              "be": be, "strategy": strategy, "progress": progress}
     names = list(hashes)
     duplicates = {n: _overlaps(hashes[n], None, (n, n), **search) for n in names}
     overlaps = {}

@@ -161,7 +161,8 @@ def _cpu_backend() -> Backend:
 def resolve(backend: str, *inputs) -> Backend:
     """The backend for ``backend`` ("auto", "cpu" or "cuda") given the inputs of a call.
 
-    "auto" picks cuda when an input is a CuPy array or a GPU is present, else cpu.
+    "auto" picks cuda when an input is a CuPy array or the cuda backend can run (a GPU, or
+    the CUDA simulator), else cpu.
     """
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -169,8 +170,6 @@ def resolve(backend: str, *inputs) -> Backend:
         return _cpu_backend()
     if backend == "cuda":
         return _cuda_backend()
-    if any(type(x).__module__.split(".")[0] == "cupy" for x in inputs):
-        return _cuda_backend()
-    if not cuda_simulated() and cuda_available():
+    if any(type(x).__module__.split(".")[0] == "cupy" for x in inputs) or cuda_available():
         return _cuda_backend()
     return _cpu_backend()

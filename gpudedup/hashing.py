@@ -40,8 +40,9 @@ class _PhashPlan:
     """Per-shape constants of the phash kernel, uploaded once per call."""
 
     def __init__(self, height: int, width: int, uint8: bool, be: backends.Backend):
-        h_starts, h_weights = resample.lanczos_taps(width)
-        v_starts, v_weights = resample.lanczos_taps(height)
+        # the linear path needs taps that sum exactly to one (no uint8 rounding hides it)
+        h_starts, h_weights = resample.lanczos_taps(width, exact_sum=not uint8)
+        v_starts, v_weights = resample.lanczos_taps(height, exact_sum=not uint8)
         put = be.to_device
         self.h_starts, self.h_weights = put(h_starts), put(h_weights)
         self.v_starts, self.v_weights = put(v_starts), put(v_weights)
@@ -73,9 +74,9 @@ def _phash_batch(gray, plan: _PhashPlan, be: backends.Backend) -> dict:
     count = gray.shape[0]
     out = {}
     if plan.clip:
-        scales = xp.ones(count, dtype=xp.float64)
+        scales = xp.ones((count, 2), dtype=xp.float64)
     else:
-        scales = xp.empty(count, dtype=xp.float64)
+        scales = xp.empty((count, 2), dtype=xp.float64)
         out["bad"] = xp.zeros(count, dtype=xp.uint8)
         be.launch("linear_scales", count, gray, scales, out["bad"])
     out["phash"] = xp.empty(count, dtype=xp.uint64)

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import backend as backends
 from .sources import ImageSource
@@ -39,28 +40,40 @@ PLAN_SAMPLE = 256
 # ------------------------------------------------------------------------------- exact
 
 
-def digest_pairs(da: np.ndarray, db: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def digest_pairs(da: np.ndarray, db: np.ndarray | None,
+                 xp=np) -> tuple[np.ndarray, np.ndarray]:
     """Index pairs with equal 128-bit digests (``i < j`` when ``db`` is None).
 
-    One sort of all digests (both sides together), then every run of equal digests gives the
-    pairs of its members from a with its members from b. Returns int64 arrays sorted by (i, j).
+    One sort of all digests (both sides together) on the backend's array module (CuPy on a
+    GPU), then every run of equal digests gives the pairs of its members from a with its
+    members from b; only the runs come back to the host. Returns int64 arrays sorted by (i, j).
     """
     self_join = db is None
-    digests = da if self_join else np.concatenate([da, db])
-    side = np.zeros(digests.shape[0], dtype=np.int8)
+    if da.shape[0] + (0 if self_join else db.shape[0]) < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    digests = xp.asarray(da if self_join else np.concatenate([da, db]))
+    side = xp.zeros(digests.shape[0], dtype=xp.int8)
     if not self_join:
         side[da.shape[0]:] = 1
-    if digests.shape[0] < 2:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    order = np.lexsort((side, digests[:, 1], digests[:, 0]))
+    order = xp.lexsort(xp.stack([side, digests[:, 1], digests[:, 0]]))
     keys = digests[order]
-    same_as_next = (keys[1:] == keys[:-1]).all(axis=1)
-    starts = np.flatnonzero(np.concatenate([[True], ~same_as_next]))
-    ends = np.concatenate([starts[1:], [order.size]])
+    new_run = xp.concatenate([xp.ones(1, dtype=bool), (keys[1:] != keys[:-1]).any(axis=1)])
+    starts = xp.flatnonzero(new_run)
+    ends = xp.concatenate([starts[1:], xp.asarray([order.size])])
+    repeated = ends - starts > 1
+    to_host = (lambda x: x) if xp is np else (lambda x: x.get())
+    starts, ends = to_host(starts[repeated]), to_host(ends[repeated])
+    if starts.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    in_runs = np.concatenate([np.arange(lo, hi) for lo, hi in zip(starts, ends)])
+    members_all = to_host(order[xp.asarray(in_runs)])
+    side_all = to_host(side)[members_all]
     lefts, rights = [], []
     offset = 0 if self_join else da.shape[0]
-    for lo, hi in zip(starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist()):
-        members, sides = order[lo:hi], side[order[lo:hi]]
+    pos = 0
+    for size in (ends - starts).tolist():
+        members, sides = members_all[pos:pos + size], side_all[pos:pos + size]
+        pos += size
         if self_join:
             members = np.sort(members)
             i, j = np.triu_indices(members.size, k=1)
@@ -70,8 +83,6 @@ def digest_pairs(da: np.ndarray, db: np.ndarray | None) -> tuple[np.ndarray, np.
             left, right = members[sides == 0], members[sides == 1] - offset
             lefts.append(np.repeat(left, right.size))
             rights.append(np.tile(right, left.size))
-    if not lefts:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
     i, j = np.concatenate(lefts).astype(np.int64), np.concatenate(rights).astype(np.int64)
     order = np.lexsort((j, i))
     return i[order], j[order]
@@ -87,11 +98,13 @@ def verify_pairs(source_a: ImageSource | None, source_b: ImageSource | None, i: 
     """
     if i.size == 0:
         return np.zeros(0, dtype=bool)
-    if source_a is None or source_b is None:
-        missing = name_a if source_a is None else name_b
+    missing = [name for name, source in ((name_a, source_a), (name_b, source_b))
+               if source is None or not source.readable]
+    if missing:
         warnings.warn(
-            f"{missing}: no images to verify exact candidates against (a HashSet without its "
-            "source); equal 128-bit digests are reported as exact without a byte comparison",
+            f"{missing[0]}: no images to verify exact candidates against (a HashSet without its "
+            "source, or its HDF5 file is closed); equal 128-bit digests are reported as exact "
+            "without a byte comparison",
             stacklevel=3,
         )
         return np.ones(i.size, dtype=bool)
@@ -224,11 +237,11 @@ def plan_search(a: np.ndarray, b: np.ndarray, threshold: int, strategy: str = "a
     return best
 
 
-def _run_blocks(run, n_rows: int, xp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run_blocks(run, n_rows: int, xp, bar=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Drive a block kernel over ``n_rows`` query rows, growing capacity on overflow.
 
     ``run(row_start, counts, out_i, out_j, out_d)`` fills ``counts.size`` blocks of
-    BLOCK_ROWS rows each. Returns host arrays of all pairs.
+    BLOCK_ROWS rows each. Returns host arrays of all pairs. ``bar`` (tqdm) counts the rows.
     """
     nblocks = -(-n_rows // BLOCK_ROWS)
     capacity = INITIAL_CAPACITY
@@ -261,6 +274,8 @@ def _run_blocks(run, n_rows: int, xp) -> tuple[np.ndarray, np.ndarray, np.ndarra
             parts_d.append(od[0])
         if overflow.any():
             capacity = min(1 << int(host_counts.max() - 1).bit_length(), 1 << 20)
+        if bar is not None:
+            bar.update(min(n_rows, (first + wave) * BLOCK_ROWS) - first * BLOCK_ROWS)
     to_host = (lambda x: x.get()) if xp is not np else (lambda x: x)
     cat = np.concatenate
     return (cat([to_host(p) for p in parts_i]) if parts_i else np.empty(0, np.int64),
@@ -269,33 +284,36 @@ def _run_blocks(run, n_rows: int, xp) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def hamming_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *,
-                  be: backends.Backend, strategy: str = "auto"
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  be: backends.Backend, strategy: str = "auto", progress: bool = False,
+                  label: str = "search") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs with ``popcount(a[i] ^ b[j]) <= threshold`` (``i < j`` when ``b`` is None).
 
-    Returns ``(i, j, distance)`` sorted by (i, j): int64, int64, uint8.
+    Returns ``(i, j, distance)`` sorted by (i, j): int64, int64, uint8. ``progress`` shows a
+    bar over the query rows, titled ``label``.
     """
     self_join = b is None
     a = np.ascontiguousarray(a, dtype=np.uint64)
     b = a if self_join else np.ascontiguousarray(b, dtype=np.uint64)
+    plan = plan_search(a, b, threshold, strategy, be)  # validates strategy even for no rows
     if a.size == 0 or b.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint8)
-    plan = plan_search(a, b, threshold, strategy, be)
-    swapped = False
-    if plan.strategy == "mih":
-        # index the larger side, query with the smaller (probes scale with the queries)
-        if not self_join and a.size > b.size:
-            a, b, swapped = b, a, True
-        i, j, d = _mih_search(a, b, threshold, self_join, plan.substrings, be)
-    else:
-        i, j, d = _brute_search(a, b, threshold, self_join, be)
+    # multi-index hashing indexes the larger side and queries with the smaller
+    swapped = plan.strategy == "mih" and not self_join and a.size > b.size
+    if swapped:
+        a, b = b, a
+    bar = tqdm(total=a.size, desc=label, unit="row", disable=not progress, leave=False)
+    with bar:
+        if plan.strategy == "mih":
+            i, j, d = _mih_search(a, b, threshold, self_join, plan.substrings, be, bar)
+        else:
+            i, j, d = _brute_search(a, b, threshold, self_join, be, bar)
     if swapped:
         i, j = j, i
     order = np.lexsort((j, i))
     return i[order], j[order], d[order]
 
 
-def _brute_search(a, b, threshold, self_join, be):
+def _brute_search(a, b, threshold, self_join, be, bar=None):
     xp = be.xp
     dev_a, dev_b = be.to_device(a), be.to_device(b)
     if self_join:
@@ -305,10 +323,10 @@ def _brute_search(a, b, threshold, self_join, be):
         be.launch("hamming_range", counts.size * BLOCK_ROWS, dev_a, dev_b, threshold,
                   self_join, row_start, BLOCK_ROWS, counts, out_i, out_j, out_d)
 
-    return _run_blocks(run, a.size, xp)
+    return _run_blocks(run, a.size, xp, bar)
 
 
-def _mih_search(a, b, threshold, self_join, substrings, be):
+def _mih_search(a, b, threshold, self_join, substrings, be, bar=None):
     dev_a = be.to_device(a)
     dev_b = dev_a if self_join else be.to_device(b)
     shifts, masks, offsets, order, sorted_codes = _mih_tables(dev_b, substrings, be)
@@ -321,4 +339,4 @@ def _mih_search(a, b, threshold, self_join, substrings, be):
                   row_start, BLOCK_ROWS, shifts, masks, radii, flips, nflips, offsets, order,
                   sorted_codes, counts, out_i, out_j, out_d)
 
-    return _run_blocks(run, a.size, be.xp)
+    return _run_blocks(run, a.size, be.xp, bar)

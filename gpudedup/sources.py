@@ -65,6 +65,11 @@ class ImageSource:
     def is_file(self) -> bool:
         return _is_h5_dataset(self.data)
 
+    @property
+    def readable(self) -> bool:
+        """False once the HDF5 file behind the source has been closed."""
+        return not self.is_file or bool(self.data.id.valid)
+
     def default_batch_size(self) -> int:
         per_image = max(1, int(np.prod(self.image_shape)) * self.dtype.itemsize)
         return max(1, DEFAULT_BATCH_BYTES // per_image)
@@ -230,7 +235,10 @@ def as_source(obj, name: str) -> ImageSource:
         data = obj
         description = "cupy array" if _is_cupy(obj) else "numpy array"
     elif hasattr(obj, "__array__") or isinstance(obj, (list, tuple)):
-        data = np.asarray(obj)
+        try:
+            data = np.asarray(obj)
+        except ValueError as exc:
+            raise ValueError(f"{name}: cannot make one array of the images ({exc})") from None
         description = "numpy array"
     else:
         raise TypeError(

@@ -60,18 +60,23 @@ def murmur3_x64_128(words, nbytes, seed):
 
 
 @register_jitable
-def pow2_scale(peak):
-    """The power of two ``s`` with ``2**22 <= peak * s < 2**23`` (1.0 for a zero peak).
-
-    Halving and doubling are exact, so every target finds the same ``s``."""
-    scale = 1.0
-    if peak == 0.0:
-        return scale
-    while peak * scale >= 8388608.0:
-        scale *= 0.5
-    while peak * scale < 4194304.0:
-        scale *= 2.0
-    return scale
+def pow2_scales(peak, out):
+    """Two powers of two whose product ``s`` gives ``2**22 <= peak * s < 2**23`` (1, 1 for a
+    zero peak). Two factors, because ``s`` passes 2**1023 for subnormal peaks; halving and
+    doubling are exact, so every target finds the same factors."""
+    first = 1.0
+    second = 1.0
+    if peak != 0.0:
+        while peak * first >= 8388608.0:
+            first *= 0.5
+        if peak < 2.0**-900:  # bring subnormals up with the first factor alone
+            first = 2.0**1000
+        while peak * first * second < 4194304.0:
+            second *= 2.0
+        while peak * first * second >= 8388608.0:
+            second *= 0.5
+    out[0] = first
+    out[1] = second
 
 
 @register_jitable

@@ -14,7 +14,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scale
+from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scales
 from .resample import BLOCK, RESAMPLE_BITS, THUMB
 
 _JIT = {"cache": True, "nogil": True}
@@ -61,9 +61,9 @@ def digest_rows(words, nbytes, seed, out):
 def linear_scales(images, out_scale, out_bad):
     """Per-image power-of-two scale for the linear (non-uint8) path, and a non-finite flag.
 
-    images: (N, H, W) of any real dtype; out_scale: (N,) float64, the power of two that brings
-    the largest magnitude into [2**22, 2**23); out_bad: (N,) uint8, 1 where a pixel is NaN or
-    inf.
+    images: (N, H, W) of any real dtype; out_scale: (N, 2) float64, two powers of two whose
+    product brings the largest magnitude into [2**22, 2**23); out_bad: (N,) uint8, 1 where a
+    pixel is NaN or inf.
     """
     for i in prange(images.shape[0]):
         peak = 0.0
@@ -77,7 +77,7 @@ def linear_scales(images, out_scale, out_bad):
                 elif v > peak:
                     peak = v
         out_bad[i] = bad
-        out_scale[i] = 1.0 if bad else pow2_scale(peak)
+        pow2_scales(0.0 if bad else peak, out_scale[i])
 
 
 # The phash kernel lays a group of small images side by side in its scratch buffers, so every
@@ -201,16 +201,19 @@ def _load_group(images, first, group, scales, transposed, src):
     height, width = images.shape[1], images.shape[2]
     for g in range(group):
         img = images[first + g]
-        scale = scales[first + g]
+        scale_1 = scales[first + g, 0]
+        scale_2 = scales[first + g, 1]
         if transposed:
             for y0 in range(0, height, 16):
                 for x in range(width):
                     for y in range(y0, min(y0 + 16, height)):
-                        src[x, g * height + y] = np.floor(np.float64(img[y, x]) * scale + 0.5)
+                        src[x, g * height + y] = np.floor(
+                            np.float64(img[y, x]) * scale_1 * scale_2 + 0.5)
         else:
             for y in range(height):
                 for x in range(width):
-                    src[y, g * width + x] = np.floor(np.float64(img[y, x]) * scale + 0.5)
+                    src[y, g * width + x] = np.floor(
+                        np.float64(img[y, x]) * scale_1 * scale_2 + 0.5)
 
 
 @njit(parallel=True, **_JIT)
@@ -218,7 +221,7 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
                  clip, basis1, basis2t, dct_shift, out):
     """imagehash-compatible perceptual hash of each image.
 
-    images: (N, H, W) real dtype; scales: (N,) float64 pixel multipliers (1.0 for uint8);
+    images: (N, H, W) real dtype; scales: (N, 2) float64, two pixel multipliers (1 for uint8);
     h_/v_starts, h_/v_weights: Pillow LANCZOS taps for W->32 and H->32; vertical_first: pass
     order; clip: round and clip to uint8 between passes (the uint8 / Pillow path); basis1:
     (8, 32) and basis2t: (32, 8), the integer DCT bases of the two passes; dct_shift: bits
@@ -226,14 +229,15 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
     """
     n, height, width = images.shape
     side = THUMB
-    longest = max(height, width)
-    group = max(1, GROUP_COLUMNS // max(longest, side))
+    group = max(1, GROUP_COLUMNS // max(height, width, side))
     ngroups = (n + group - 1) // group
     nchunks = min(ngroups, 64)
+    # the first pass runs along `along` (H when vertical first, else W) over `across` lines
+    along, across = (height, width) if vertical_first else (width, height)
     for chunk in prange(nchunks):
-        src = np.empty((longest, group * longest), dtype=np.float64)
-        pass1 = np.empty((side, group * longest), dtype=np.float64)
-        pass1_t = np.empty((longest, group * side), dtype=np.float64)
+        src = np.empty((along, group * across), dtype=np.float64)
+        pass1 = np.empty((side, group * across), dtype=np.float64)
+        pass1_t = np.empty((across, group * side), dtype=np.float64)
         thumbs = np.empty((side, group * side), dtype=np.float64)
         swap = np.empty((side, group * side), dtype=np.float64)
         work = np.empty((BLOCK, group * side), dtype=np.float64)

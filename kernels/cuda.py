@@ -21,7 +21,7 @@ import math
 import numpy as np
 from numba import cuda, float64, int64, uint64
 
-from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scale
+from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scales
 from .resample import BLOCK, RESAMPLE_BITS, THUMB
 
 #: threads per block of the kernels that give each thread one item (an image, a query row)
@@ -68,7 +68,7 @@ def linear_scales(images, out_scale, out_bad):
                 elif v > peak:
                     peak = v
         out_bad[i] = bad
-        out_scale[i] = 1.0 if bad else pow2_scale(peak)
+        pow2_scales(0.0 if bad else peak, out_scale[i])
 
 
 @cuda.jit
@@ -96,9 +96,9 @@ def _finish(value, clip):
 
 
 @cuda.jit(device=True)
-def _pixel(img, y, x, scale):
+def _pixel(img, y, x, scale_1, scale_2):
     # NaN and inf become 0 so the kernel finishes; the driver raises on them (linear_scales)
-    v = float64(img[y, x]) * scale
+    v = float64(img[y, x]) * scale_1 * scale_2
     if math.isinf(v) or math.isnan(v):
         return 0.0
     return math.floor(v + 0.5)
@@ -126,7 +126,8 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
     half = 2.0 ** (RESAMPLE_BITS - 1)
     for i in range(cuda.blockIdx.x, images.shape[0], cuda.gridDim.x):
         img = images[i]
-        scale = scales[i]
+        scale_1 = scales[i, 0]
+        scale_2 = scales[i, 1]
         for t in range(tid, THUMB * THUMB, nthreads):
             thumb[t] = half
         cuda.syncthreads()
@@ -142,11 +143,11 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
                     if vertical_first:
                         s0 = v_starts[o]
                         for k in range(min(v_weights.shape[1], height - s0)):
-                            acc += v_weights[o, k] * _pixel(img, s0 + k, line, scale)
+                            acc += v_weights[o, k] * _pixel(img, s0 + k, line, scale_1, scale_2)
                     else:
                         s0 = h_starts[o]
                         for k in range(min(h_weights.shape[1], width - s0)):
-                            acc += h_weights[o, k] * _pixel(img, line, s0 + k, scale)
+                            acc += h_weights[o, k] * _pixel(img, line, s0 + k, scale_1, scale_2)
                     chunk[t] = _finish(acc, clip)
             cuda.syncthreads()
             # second pass: add this chunk's lines into thumb[oy, ox]

@@ -45,16 +45,25 @@ def _sinc(x: float) -> float:
 
 
 @lru_cache(maxsize=256)
-def lanczos_taps(in_size: int, out_size: int = THUMB) -> tuple[np.ndarray, np.ndarray]:
+def lanczos_taps(in_size: int, out_size: int = THUMB,
+                 exact_sum: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Pillow's fixed-point LANCZOS taps for resizing one axis from ``in_size`` to ``out_size``.
 
     Returns ``(starts, weights)``: output sample ``o`` is
     ``sum(weights[o, k] * src[starts[o] + k])`` followed by Pillow's rounding shift. Weights are
     integers scaled by ``2**RESAMPLE_BITS`` (stored as float64), zero past each row's support.
     An axis that keeps its size gets the identity (Pillow skips that pass).
+
+    Pillow's rounded weights need not sum to exactly ``2**RESAMPLE_BITS``; its uint8 rounding
+    hides that, the linear path would not. ``exact_sum`` moves each row's residue onto its
+    largest weight, so a constant image resizes to exactly itself.
     """
     if in_size == out_size:
-        return np.arange(out_size, dtype=np.int64), np.full((out_size, 1), 2.0**RESAMPLE_BITS)
+        starts, weights = np.arange(out_size, dtype=np.int64), np.full((out_size, 1),
+                                                                        2.0**RESAMPLE_BITS)
+        starts.setflags(write=False)
+        weights.setflags(write=False)
+        return starts, weights
     # precompute_coeffs in Resample.c, operation for operation
     scale = float(in_size) / out_size
     filterscale = max(scale, 1.0)
@@ -77,6 +86,11 @@ def lanczos_taps(in_size: int, out_size: int = THUMB) -> tuple[np.ndarray, np.nd
             scaled = k * (1 << RESAMPLE_BITS)
             weights[xx, x] = int(scaled - 0.5) if k < 0 else int(scaled + 0.5)
         starts[xx] = xmin
+    if exact_sum:
+        for row in weights:
+            row[np.argmax(np.abs(row))] += 2.0**RESAMPLE_BITS - row.sum()
+    starts.setflags(write=False)
+    weights.setflags(write=False)
     return starts, weights
 
 

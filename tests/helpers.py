@@ -1,0 +1,73 @@
+"""Seeded generators of test inputs (images and hash codes) shared by the test modules."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+#: grayscale and RGB photographs shipped inside scikit-image (no download needed)
+GRAY_PHOTOS = ("camera", "moon", "coins", "page", "text", "brick", "grass", "clock", "cell",
+               "microaneurysms", "checkerboard")
+RGB_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field",
+              "immunohistochemistry", "colorwheel")
+
+
+def photo(name: str) -> np.ndarray:
+    """A scikit-image sample picture (skips the calling test when scikit-image is absent)."""
+    import pytest
+
+    data = pytest.importorskip("skimage.data")
+    return np.ascontiguousarray(getattr(data, name)())
+
+
+def gray(rgb: np.ndarray) -> np.ndarray:
+    """Pillow's convert("L") of a uint8 RGB picture."""
+    return np.asarray(Image.fromarray(rgb).convert("L"))
+
+
+def smooth_images(rng: np.random.Generator, n: int, height: int, width: int,
+                  dtype=np.uint8) -> np.ndarray:
+    """``n`` low-frequency random images (upsampled noise), scaled to 0..255 and cast.
+
+    Their perceptual hashes are stable under small perturbations, unlike white noise's.
+    """
+    coarse = rng.random((n, 6, 6))
+    out = np.empty((n, height, width))
+    for k in range(n):
+        pil = Image.fromarray((coarse[k] * 255).astype(np.float32))
+        out[k] = np.asarray(pil.resize((width, height), Image.Resampling.BICUBIC))
+    out -= out.min(axis=(1, 2), keepdims=True)
+    out *= 250.0 / np.maximum(out.max(axis=(1, 2), keepdims=True), 1e-9)
+    out += 2
+    return np.rint(out).astype(dtype) if np.dtype(dtype).kind in "iub" else out.astype(dtype)
+
+
+def perturb(images: np.ndarray, rng: np.random.Generator, pixels: int = 3) -> np.ndarray:
+    """A copy of ``images`` with ``pixels`` random pixels of each nudged by +-1 (never byte
+    identical to the original)."""
+    out = images.copy()
+    n, height, width = images.shape[:3]
+    for k in range(n):
+        ys = rng.integers(0, height, pixels)
+        xs = rng.integers(0, width, pixels)
+        for y, x in zip(ys, xs):
+            value = out[k, y, x]
+            out[k, y, x] = value - 1 if value > 0 else value + 1
+    return out
+
+
+def random_codes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` uniformly random 64-bit codes."""
+    return rng.integers(0, 2**64, n, dtype=np.uint64, endpoint=False)
+
+
+def clustered_codes(rng: np.random.Generator, n: int, centers: int = 4,
+                    max_flips: int = 5) -> np.ndarray:
+    """``n`` codes around a few random centers, each with up to ``max_flips`` random bit flips
+    (many pairs within small thresholds, and exact repeats)."""
+    base = random_codes(rng, centers)[rng.integers(0, centers, n)]
+    for _ in range(max_flips):
+        bits = rng.integers(0, 64, n).astype(np.uint64)
+        flip = (rng.random(n) < 0.6).astype(np.uint64)
+        base ^= flip << bits
+    return base
