@@ -25,8 +25,10 @@ STRATEGIES = ("auto", "brute", "mih")
 BLOCK_ROWS = 256
 #: first capacity (pairs) of each block's output row; grown when blocks overflow
 INITIAL_CAPACITY = 1024
-#: blocks per kernel launch (bounds the output buffer: blocks * capacity pairs)
-BLOCKS_PER_WAVE = 512
+#: output slots (pairs) of one kernel launch, about 9 MB: blocks per launch = this / capacity
+OUTPUT_SLOTS = 1 << 19
+#: blocks of the first launch, whose counts size the capacity of the rest
+CALIBRATION_BLOCKS = 8
 #: relative costs used by strategy="auto" (measured on the CPU kernels)
 COST_PAIR = 1.0  # one brute-force popcount comparison
 COST_PROBE = 12.0  # one bucket lookup of multi-index hashing, table in L2
@@ -240,47 +242,49 @@ def plan_search(a: np.ndarray, b: np.ndarray, threshold: int, strategy: str = "a
 def _run_blocks(run, n_rows: int, xp, bar=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Drive a block kernel over ``n_rows`` query rows, growing capacity on overflow.
 
-    ``run(row_start, counts, out_i, out_j, out_d)`` fills ``counts.size`` blocks of
-    BLOCK_ROWS rows each. Returns host arrays of all pairs. ``bar`` (tqdm) counts the rows.
+    ``run(block_starts, counts, out_i, out_j, out_d)`` fills one output row per block of
+    BLOCK_ROWS rows. Each launch gets at most OUTPUT_SLOTS output slots; the first runs only
+    CALIBRATION_BLOCKS blocks, whose counts set the capacity. Blocks that found more pairs than
+    their row holds go back to the front of the queue and run again, together, with room for
+    the largest count; later blocks keep the larger capacity. Returns host arrays.
+    ``bar`` (tqdm) counts the rows done.
     """
-    nblocks = -(-n_rows // BLOCK_ROWS)
+    pending = np.arange(0, n_rows, BLOCK_ROWS, dtype=np.int64)
     capacity = INITIAL_CAPACITY
     parts_i, parts_j, parts_d = [], [], []
-    for first in range(0, nblocks, BLOCKS_PER_WAVE):
-        wave = min(BLOCKS_PER_WAVE, nblocks - first)
-        counts = xp.zeros(wave, dtype=xp.int64)
-        out_i = xp.empty((wave, capacity), dtype=xp.int64)
-        out_j = xp.empty((wave, capacity), dtype=xp.int64)
-        out_d = xp.empty((wave, capacity), dtype=xp.uint8)
-        run(first * BLOCK_ROWS, counts, out_i, out_j, out_d)
-        host_counts = counts.get() if hasattr(counts, "get") else counts
+    to_host = (lambda x: x) if xp is np else (lambda x: x.get())
+    first = True
+    while pending.size:
+        # a small first launch sizes the capacity before the big ones
+        size = CALIBRATION_BLOCKS if first else max(1, OUTPUT_SLOTS // capacity)
+        starts, pending = np.split(pending, [size])
+        counts = xp.zeros(starts.size, dtype=xp.int64)
+        out_i = xp.empty((starts.size, capacity), dtype=xp.int64)
+        out_j = xp.empty((starts.size, capacity), dtype=xp.int64)
+        out_d = xp.empty((starts.size, capacity), dtype=xp.uint8)
+        run(xp.asarray(starts), counts, out_i, out_j, out_d)
+        host_counts = to_host(counts)
         overflow = host_counts > capacity
-        # blocks that overflowed are dropped here and run again alone with room for every
-        # pair (on a GPU the pairs a block keeps are not the same ones from run to run)
+        # keep the complete blocks (on a GPU an overflowed block keeps an arbitrary subset)
         kept = xp.asarray(np.where(overflow, 0, host_counts))
         valid = xp.arange(capacity)[None, :] < kept[:, None]
-        parts_i.append(out_i[valid])
-        parts_j.append(out_j[valid])
-        parts_d.append(out_d[valid])
-        for blk in np.flatnonzero(overflow):
-            need = int(host_counts[blk])
-            one = xp.zeros(1, dtype=xp.int64)
-            oi = xp.empty((1, need), dtype=xp.int64)
-            oj = xp.empty((1, need), dtype=xp.int64)
-            od = xp.empty((1, need), dtype=xp.uint8)
-            run((first + int(blk)) * BLOCK_ROWS, one, oi, oj, od)
-            parts_i.append(oi[0])
-            parts_j.append(oj[0])
-            parts_d.append(od[0])
+        parts_i.append(to_host(out_i[valid]))
+        parts_j.append(to_host(out_j[valid]))
+        parts_d.append(to_host(out_d[valid]))
         if overflow.any():
-            capacity = min(1 << int(host_counts.max() - 1).bit_length(), 1 << 20)
+            pending = np.concatenate([starts[overflow], pending])
+        if host_counts.size and (overflow.any() or first):
+            # room for the fullest block seen so far, plus a quarter
+            need = int(host_counts.max() * 1.25) + 1
+            capacity = max(capacity, 1 << (need - 1).bit_length())
+        first = False
         if bar is not None:
-            bar.update(min(n_rows, (first + wave) * BLOCK_ROWS) - first * BLOCK_ROWS)
-    to_host = (lambda x: x.get()) if xp is not np else (lambda x: x)
+            bar.update(int(np.minimum(starts[~overflow] + BLOCK_ROWS, n_rows).sum()
+                           - starts[~overflow].sum()))
     cat = np.concatenate
-    return (cat([to_host(p) for p in parts_i]) if parts_i else np.empty(0, np.int64),
-            cat([to_host(p) for p in parts_j]) if parts_j else np.empty(0, np.int64),
-            cat([to_host(p) for p in parts_d]) if parts_d else np.empty(0, np.uint8))
+    return (cat(parts_i) if parts_i else np.empty(0, np.int64),
+            cat(parts_j) if parts_j else np.empty(0, np.int64),
+            cat(parts_d) if parts_d else np.empty(0, np.uint8))
 
 
 def hamming_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *,
@@ -319,9 +323,9 @@ def _brute_search(a, b, threshold, self_join, be, bar=None):
     if self_join:
         dev_b = dev_a
 
-    def run(row_start, counts, out_i, out_j, out_d):
+    def run(block_starts, counts, out_i, out_j, out_d):
         be.launch("hamming_range", counts.size * BLOCK_ROWS, dev_a, dev_b, threshold,
-                  self_join, row_start, BLOCK_ROWS, counts, out_i, out_j, out_d)
+                  self_join, block_starts, BLOCK_ROWS, counts, out_i, out_j, out_d)
 
     return _run_blocks(run, a.size, xp, bar)
 
@@ -334,9 +338,9 @@ def _mih_search(a, b, threshold, self_join, substrings, be, bar=None):
     flips, nflips = _flips(_split(substrings)[1], radii)
     radii, flips, nflips = be.to_device(radii), be.to_device(flips), be.to_device(nflips)
 
-    def run(row_start, counts, out_i, out_j, out_d):
+    def run(block_starts, counts, out_i, out_j, out_d):
         be.launch("mih_range", counts.size * BLOCK_ROWS, dev_a, threshold, self_join,
-                  row_start, BLOCK_ROWS, shifts, masks, radii, flips, nflips, offsets, order,
-                  sorted_codes, counts, out_i, out_j, out_d)
+                  block_starts, BLOCK_ROWS, shifts, masks, radii, flips, nflips, offsets,
+                  order, sorted_codes, counts, out_i, out_j, out_d)
 
     return _run_blocks(run, a.size, be.xp, bar)

@@ -90,14 +90,16 @@ GROUP_COLUMNS = 256
 @njit(fastmath=_EXACT_FLOAT, **_JIT)
 def _resample_rows(src, nrows_in, ncols, starts, weights, clip, dst):
     # One Pillow resize pass along axis 0: dst[o, :] = shift(sum_k weights[o, k] *
-    # src[starts[o] + k, :]) with Pillow's rounding, clipped to uint8 when asked.
+    # src[starts[o] + k, :]) with Pillow's rounding, clipped to uint8 when asked. Unsigned
+    # column indices: numba's negative-index wraparound would slow the vectorised loops.
     half = 2.0 ** (RESAMPLE_BITS - 1)
     inv = 2.0**-RESAMPLE_BITS
     for o in range(starts.shape[0]):
         s0 = starts[o]
         ntaps = min(weights.shape[1], nrows_in - s0)
+        out = dst[o]
         for c in range(ncols):
-            dst[o, c] = half
+            out[np.uintp(c)] = half
         # four taps per sweep: one load and store of the output row per four products
         k = 0
         while k + 4 <= ntaps:
@@ -105,23 +107,29 @@ def _resample_rows(src, nrows_in, ncols, starts, weights, clip, dst):
             w1 = weights[o, k + 1]
             w2 = weights[o, k + 2]
             w3 = weights[o, k + 3]
-            r = s0 + k
+            r0 = src[s0 + k]
+            r1 = src[s0 + k + 1]
+            r2 = src[s0 + k + 2]
+            r3 = src[s0 + k + 3]
             for c in range(ncols):
-                dst[o, c] += (w0 * src[r, c] + w1 * src[r + 1, c]) + (
-                    w2 * src[r + 2, c] + w3 * src[r + 3, c])
+                u = np.uintp(c)
+                out[u] += (w0 * r0[u] + w1 * r1[u]) + (w2 * r2[u] + w3 * r3[u])
             k += 4
         while k < ntaps:
             w0 = weights[o, k]
-            r = s0 + k
+            r0 = src[s0 + k]
             for c in range(ncols):
-                dst[o, c] += w0 * src[r, c]
+                u = np.uintp(c)
+                out[u] += w0 * r0[u]
             k += 1
         if clip:
             for c in range(ncols):
-                dst[o, c] = min(max(np.floor(dst[o, c] * inv), 0.0), 255.0)
+                u = np.uintp(c)
+                out[u] = min(max(np.floor(out[u] * inv), 0.0), 255.0)
         else:
             for c in range(ncols):
-                dst[o, c] = np.floor(dst[o, c] * inv)
+                u = np.uintp(c)
+                out[u] = np.floor(out[u] * inv)
 
 
 @njit(**_JIT)
@@ -216,6 +224,39 @@ def _load_group(images, first, group, scales, transposed, src):
                         np.float64(img[y, x]) * scale_1 * scale_2 + 0.5)
 
 
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _resample_image_rows(images, first, group, scales, starts, weights, clip, row, dst):
+    # The horizontal pass straight from the images, for wide filters (big downscales): each
+    # image row is converted once, then every output is a dot product over its contiguous taps
+    # (vectorised), written as dst[y, g * 32 + o] - the layout the vertical pass reads.
+    height, width = images.shape[1], images.shape[2]
+    half = 2.0 ** (RESAMPLE_BITS - 1)
+    inv = 2.0**-RESAMPLE_BITS
+    side = starts.shape[0]
+    for g in range(group):
+        img = images[first + g]
+        scale_1 = scales[first + g, 0]
+        scale_2 = scales[first + g, 1]
+        for y in range(height):
+            for x in range(width):
+                u = np.uintp(x)
+                row[u] = np.floor(np.float64(img[y, u]) * scale_1 * scale_2 + 0.5)
+            for o in range(side):
+                s0 = starts[o]
+                acc = half
+                for k in range(min(weights.shape[1], width - s0)):
+                    acc += weights[o, np.uintp(k)] * row[np.uintp(s0 + k)]
+                v = np.floor(acc * inv)
+                if clip:
+                    v = min(max(v, 0.0), 255.0)
+                dst[y, g * side + o] = v
+
+
+#: filters at least this wide run the horizontal-first pass as dot products over image rows;
+#: narrower ones on a transposed copy (vectorised across rows)
+WIDE_FILTER = 16
+
+
 @njit(parallel=True, **_JIT)
 def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, vertical_first,
                  clip, basis1, basis2t, dct_shift, out):
@@ -234,8 +275,9 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
     nchunks = min(ngroups, 64)
     # the first pass runs along `along` (H when vertical first, else W) over `across` lines
     along, across = (height, width) if vertical_first else (width, height)
+    wide = not vertical_first and h_weights.shape[1] >= WIDE_FILTER
     for chunk in prange(nchunks):
-        src = np.empty((along, group * across), dtype=np.float64)
+        src = np.empty((along, max(group * across, width)), dtype=np.float64)
         pass1 = np.empty((side, group * across), dtype=np.float64)
         pass1_t = np.empty((across, group * side), dtype=np.float64)
         thumbs = np.empty((side, group * side), dtype=np.float64)
@@ -246,17 +288,22 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
         for grp in range(chunk * ngroups // nchunks, (chunk + 1) * ngroups // nchunks):
             first = grp * group
             count = min(group, n - first)
-            _load_group(images, first, count, scales, not vertical_first, src)
             if vertical_first:
                 # (H, g*W) -> (32, g*W) -> (W, g*32) -> (32x, g*32y) -> thumbs (32y, g*32x)
+                _load_group(images, first, count, scales, False, src)
                 _resample_rows(src, height, count * width, v_starts, v_weights, clip, pass1)
                 _regroup(pass1, width, count, pass1_t)
                 _resample_rows(pass1_t, width, count * side, h_starts, h_weights, clip, swap)
                 _regroup(swap, side, count, thumbs)
             else:
-                # (W, g*H) -> (32x, g*H) -> (H, g*32x) -> thumbs (32y, g*32x)
-                _resample_rows(src, width, count * height, h_starts, h_weights, clip, pass1)
-                _regroup(pass1, height, count, pass1_t)
+                # horizontal pass into (H, g*32x), then vertical -> thumbs (32y, g*32x)
+                if wide:
+                    _resample_image_rows(images, first, count, scales, h_starts, h_weights,
+                                         clip, src[0], pass1_t)
+                else:  # via (W, g*H) -> (32x, g*H)
+                    _load_group(images, first, count, scales, True, src)
+                    _resample_rows(src, width, count * height, h_starts, h_weights, clip, pass1)
+                    _regroup(pass1, height, count, pass1_t)
                 _resample_rows(pass1_t, height, count * side, v_starts, v_weights, clip, thumbs)
             _dct_rows(thumbs, count * side, basis1, dct_shift, swap, work)
             for g in range(count):
@@ -310,13 +357,13 @@ def _scan_row(ai, b, j0, j1, threshold, i, row, found, out_i, out_j, out_d):
 
 
 @njit(parallel=True, **_JIT)
-def hamming_range(a, b, threshold, self_join, row_start, block_rows, counts, out_i, out_j,
+def hamming_range(a, b, threshold, self_join, block_starts, block_rows, counts, out_i, out_j,
                   out_d):
     """All pairs (i, j) with popcount(a[i] ^ b[j]) <= threshold, brute force in tiles.
 
-    Block k of ``counts.size`` covers rows ``row_start + k * block_rows`` onward; it writes up to
+    Block k covers the ``block_rows`` rows of a from ``block_starts[k]``; it writes up to
     ``out_i.shape[1]`` matches into row k of out_i/out_j/out_d and the true count into counts[k]
-    (a count above the capacity tells the driver to grow and run that block again). With
+    (a count above the capacity tells the driver to run that block again with more room). With
     self_join, only j > i is searched. Columns go in tiles of TILE_COLS so a tile of b stays in
     cache across the block's rows.
     """
@@ -324,7 +371,7 @@ def hamming_range(a, b, threshold, self_join, row_start, block_rows, counts, out
     m = b.shape[0]
     thr = np.uint64(threshold)
     for blk in prange(counts.shape[0]):
-        lo = row_start + blk * block_rows
+        lo = block_starts[blk]
         hi = min(lo + block_rows, n)
         found = 0
         for c0 in range(0, m, TILE_COLS):
@@ -390,7 +437,7 @@ def _probe_bucket(ai, codes, order, lo, hi, threshold, self_join, i, s, shifts, 
 
 
 @njit(parallel=True, **_JIT)
-def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radii, flips,
+def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, radii, flips,
               nflips, offsets, order, sorted_codes, counts, out_i, out_j, out_d):
     """The pairs of ``hamming_range``, found by multi-index hashing.
 
@@ -405,7 +452,7 @@ def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, rad
     n = a.shape[0]
     thr = np.uint64(threshold)
     for blk in prange(counts.shape[0]):
-        lo = row_start + blk * block_rows
+        lo = block_starts[blk]
         hi = min(lo + block_rows, n)
         found = 0
         for i in range(lo, hi):

@@ -204,7 +204,7 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
 
 
 @cuda.jit
-def hamming_range(a, b, threshold, self_join, row_start, block_rows, counts, out_i, out_j,
+def hamming_range(a, b, threshold, self_join, block_starts, block_rows, counts, out_i, out_j,
                   out_d):
     """Twin of cpu.hamming_range: a thread per query row, b in shared-memory tiles.
 
@@ -219,10 +219,10 @@ def hamming_range(a, b, threshold, self_join, row_start, block_rows, counts, out
         tile[t] = b[j] if j < b.shape[0] else uint64(0)
     cuda.syncthreads()
     local = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
-    i = row_start + local
-    if local < counts.shape[0] * block_rows and i < a.shape[0]:
+    blk = local // block_rows
+    i = block_starts[min(blk, counts.shape[0] - 1)] + local - blk * block_rows
+    if blk < counts.shape[0] and i < a.shape[0]:
         ai = a[i]
-        blk = local // block_rows
         cap = out_i.shape[1]
         first = max(0, i + 1 - col0) if self_join else 0
         for t in range(first, min(ntile, b.shape[0] - col0)):
@@ -268,15 +268,17 @@ def mih_bucket_sort(codes, shift, mask, offsets, order, sorted_codes):
 
 
 @cuda.jit
-def mih_range(a, threshold, self_join, row_start, block_rows, shifts, masks, radii, flips,
+def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, radii, flips,
               nflips, offsets, order, sorted_codes, counts, out_i, out_j, out_d):
     """Twin of cpu.mih_range: one thread per query row, atomic per-block output counters."""
     local = cuda.grid(1)
-    i = row_start + local
-    if local >= counts.shape[0] * block_rows or i >= a.shape[0]:
+    blk = local // block_rows
+    if blk >= counts.shape[0]:
+        return
+    i = block_starts[blk] + local - blk * block_rows
+    if i >= a.shape[0]:
         return
     ai = a[i]
-    blk = local // block_rows
     cap = out_i.shape[1]
     for s in range(shifts.shape[0]):
         key = (ai >> shifts[s]) & masks[s]

@@ -203,7 +203,7 @@ def test_block_layout_and_overflow_do_not_change_pairs(monkeypatch, block_rows, 
                                                        per_wave):
     monkeypatch.setattr(search, "BLOCK_ROWS", block_rows)
     monkeypatch.setattr(search, "INITIAL_CAPACITY", capacity)
-    monkeypatch.setattr(search, "BLOCKS_PER_WAVE", per_wave)
+    monkeypatch.setattr(search, "OUTPUT_SLOTS", per_wave * capacity)  # per_wave blocks a launch
     rng = np.random.default_rng(350)
     a = clustered_codes(rng, 200, centers=3, max_flips=3)  # thousands of pairs per block
     b = a[::3].copy()
@@ -216,10 +216,10 @@ def test_block_layout_and_overflow_do_not_change_pairs(monkeypatch, block_rows, 
 
 
 def test_capacity_growth_over_many_waves(monkeypatch):
-    # every block overflows in the first wave; later waves start with the grown capacity
+    # every block overflows in the first launch; later launches start with the grown capacity
     monkeypatch.setattr(search, "BLOCK_ROWS", 16)
     monkeypatch.setattr(search, "INITIAL_CAPACITY", 1)
-    monkeypatch.setattr(search, "BLOCKS_PER_WAVE", 4)
+    monkeypatch.setattr(search, "OUTPUT_SLOTS", 4)  # four blocks in the first launch
     a = np.zeros(400, np.uint64)
     a[::2] = 1
     for strategy in ("brute", "mih"):
@@ -232,7 +232,9 @@ def _kernel_brute(a, b, threshold, self_join, block_rows, capacity):
     out_i = np.full((nblocks, capacity), -1, np.int64)
     out_j = np.full((nblocks, capacity), -1, np.int64)
     out_d = np.zeros((nblocks, capacity), np.uint8)
-    cpu.hamming_range(a, b, threshold, self_join, 0, block_rows, counts, out_i, out_j, out_d)
+    starts = np.arange(0, a.size, block_rows, dtype=np.int64)[:counts.size]
+    cpu.hamming_range(a, b, threshold, self_join, starts, block_rows, counts, out_i, out_j,
+                      out_d)
     return counts, out_i, out_j, out_d
 
 
@@ -263,14 +265,14 @@ def test_hamming_range_kernel_reports_true_counts_when_full():
     assert (oi >= 0).all()  # three pairs stored per block, nothing written past them
 
 
-def test_hamming_range_kernel_row_start():
+def test_hamming_range_kernel_block_starts():
     rng = np.random.default_rng(352)
     a = clustered_codes(rng, 100)
     counts = np.zeros(2, np.int64)
     oi = np.empty((2, 5000), np.int64)
     oj = np.empty((2, 5000), np.int64)
     od = np.empty((2, 5000), np.uint8)
-    cpu.hamming_range(a, a, 5, True, 40, 20, counts, oi, oj, od)
+    cpu.hamming_range(a, a, 5, True, np.array([40, 60]), 20, counts, oi, oj, od)
     i, j, _ = naive_hamming_pairs(a, None, 5)
     rows = (i >= 40) & (i < 80)
     assert counts.sum() == rows.sum()

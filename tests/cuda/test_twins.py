@@ -103,7 +103,8 @@ def test_hamming_range(self_join, capacity):
         counts = np.zeros(nblocks, np.int64)
         oi = np.full((nblocks, capacity), -1, np.int64)
         oj, od = oi.copy(), np.zeros((nblocks, capacity), np.uint8)
-        args = (a, b, 24, self_join, 0, block_rows, counts, oi, oj, od)
+        starts = np.array([0, 16, 32], dtype=np.int64)
+        args = (a, b, 24, self_join, starts, block_rows, counts, oi, oj, od)
         if twin == "cpu":
             cpu.hamming_range(*args)
         else:
