@@ -1,0 +1,1 @@
+"""Benchmark harness of gpudedup: ``python -m bench`` (see bench/README.md)."""
