@@ -207,14 +207,12 @@ def _cmd_demo(args) -> int:
                   backend=args.backend, progress=_progress(args))
     print()
     print("Found:")
-    for (a, b), ov in report.overlaps.items():
+    found = [("leak", a, b, ov) for (a, b), ov in report.overlaps.items()]
+    found += [("duplicate", name, name, ov) for name, ov in report.duplicates.items()]
+    for what, a, b, ov in found:
         for (i, j), d, exact in zip(ov, ov.distance.tolist(), ov.exact.tolist()):
             kind = "exact" if exact else f"near (distance {d})"
-            print(f"  - leak {a}[{i}] ~ {b}[{j}]: {kind}")
-    for name, ov in report.duplicates.items():
-        for (i, j), d, exact in zip(ov, ov.distance.tolist(), ov.exact.tolist()):
-            kind = "exact" if exact else f"near (distance {d})"
-            print(f"  - duplicate {name}[{i}] ~ {name}[{j}]: {kind}")
+            print(f"  - {what} {a}[{i}] ~ {b}[{j}]: {kind}")
     for c in report.conflicts:
         print(f"  - label conflict {c.a}[{c.i}] (label {c.label_a}) vs {c.b}[{c.j}] "
               f"(label {c.label_b})")

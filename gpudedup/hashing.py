@@ -154,6 +154,12 @@ def _check_batch_size(batch_size) -> None:
         raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
 
 
+def _open(images, backend: str, batch_size) -> tuple[ImageSource, backends.Backend]:
+    # the shared checks of the public hashing calls
+    _check_batch_size(batch_size)
+    return as_source(images, "images"), backends.resolve(backend, images)
+
+
 def hash_source(source: ImageSource, be: backends.Backend, *, digests: bool = True,
                 phashes: bool = True, batch_size=None, progress=False) -> HashSet:
     """Hash ``source`` into a :class:`HashSet` that keeps the source for verification."""
@@ -192,9 +198,7 @@ def phash(images, *, backend: str = "auto", batch_size: int | None = None,
     ValueError, TypeError
         Bad shape or dtype, or NaN/inf in a float image.
     """
-    _check_batch_size(batch_size)
-    source = as_source(images, "images")
-    be = backends.resolve(backend, images)
+    source, be = _open(images, backend, batch_size)
     return compute_hashes(source, be, digests=False, batch_size=batch_size,
                           progress=progress)[1]
 
@@ -207,9 +211,7 @@ def digest(images, *, backend: str = "auto", batch_size: int | None = None,
     backend and for every batch size. Equal digests are candidates only: ``find_overlaps``
     verifies them byte for byte.
     """
-    _check_batch_size(batch_size)
-    source = as_source(images, "images")
-    be = backends.resolve(backend, images)
+    source, be = _open(images, backend, batch_size)
     return compute_hashes(source, be, phashes=False, batch_size=batch_size,
                           progress=progress)[0]
 
@@ -221,7 +223,5 @@ def hash_images(images, *, backend: str = "auto", batch_size: int | None = None,
     Parameters are as for :func:`phash`. The HashSet keeps a reference to the images so that
     exact candidates can still be verified byte for byte.
     """
-    _check_batch_size(batch_size)
-    source = as_source(images, "images")
-    be = backends.resolve(backend, images)
+    source, be = _open(images, backend, batch_size)
     return hash_source(source, be, batch_size=batch_size, progress=progress)

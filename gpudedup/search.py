@@ -54,7 +54,8 @@ def digest_pairs(da: np.ndarray, db: np.ndarray | None,
     if da.shape[0] + (0 if self_join else db.shape[0]) < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     digests = xp.asarray(da if self_join else np.concatenate([da, db]))
-    side = xp.zeros(digests.shape[0], dtype=xp.int8)
+    # all keys uint64: stacking with a smaller integer type would promote to float64
+    side = xp.zeros(digests.shape[0], dtype=xp.uint64)
     if not self_join:
         side[da.shape[0]:] = 1
     order = xp.lexsort(xp.stack([side, digests[:, 1], digests[:, 0]]))

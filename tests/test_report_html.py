@@ -88,7 +88,7 @@ def test_demo_page_shows_summary_and_every_pair(demo_report):
     expected = {(p["a"], p["i"], p["b"], p["j"]) for p in demo_report.to_dict()["pairs"]}
     assert shown == expected and len(rows) == len(expected) == 7
     assert "showing all 7 pairs" in page
-    assert "threshold <b>8</b>" in page
+    assert f"threshold <b>{demo_report.threshold}</b>" in page
     for count in ("600", "150"):
         assert f'<td class="num">{count}</td>' in page
     assert "train &rarr; valid</td><td class=\"num\">3</td><td class=\"num\">2</td>" in page

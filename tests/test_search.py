@@ -384,3 +384,12 @@ def test_concurrent_calls_from_python_threads():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_digest_pairs_sort_on_all_64_bits():
+    # digests that agree in float64 but not as integers must not split a run of equal ones
+    d = np.array([[2**62 + 1, 5], [2**62 + 2, 5], [2**62 + 1, 5], [2**62 + 2, 5]], np.uint64)
+    i, j = search.digest_pairs(d, None)
+    assert list(zip(i.tolist(), j.tolist())) == [(0, 2), (1, 3)]
+    i, j = search.digest_pairs(d[:2], d[2:])
+    assert list(zip(i.tolist(), j.tolist())) == [(0, 0), (1, 1)]
