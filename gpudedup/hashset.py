@@ -102,7 +102,7 @@ class HashSet:
     def _read(cls, group) -> HashSet:
         attrs = group.attrs
         shape = attrs.get("image_shape")
-        return cls(
+        hs = cls(
             group["phash"][()],
             group["digest"][()] if "digest" in group else None,
             image_shape=tuple(shape) if shape is not None else None,
@@ -111,6 +111,24 @@ class HashSet:
             convention=str(attrs.get("convention", "")),
             fingerprint=attrs.get("fingerprint"),
         )
+        hs.source = _reopen(hs)
+        return hs
+
+
+def _reopen(hs: HashSet) -> ImageSource | None:
+    # the HDF5 dataset the hashes were made from, if it is still there and unchanged, so that
+    # exact candidates can again be verified byte for byte
+    if hs.fingerprint is None or ":" not in hs.description:
+        return None
+    from .sources import as_source
+
+    try:
+        source = as_source(hs.description, "source")
+    except (ValueError, TypeError, OSError):
+        return None
+    if fingerprint(source) != hs.fingerprint:
+        return None
+    return source
 
 
 def save_many(path, sets: dict[str, HashSet]) -> None:

@@ -199,3 +199,20 @@ def test_no_splits_found(tmp_path, capsys):
     assert "found no splits" in err and "--split NAME=/dataset" in err
     code, out, err = run(capsys, "scan", path, "--split", "all=/pictures", "--quiet")
     assert code == 0, err
+
+
+def test_loaded_hashset_reopens_its_unchanged_source(demo_file, tmp_path, recwarn):
+    import gpudedup as gd
+    from gpudedup.hashset import load_many, save_many
+
+    hs = gd.hash_images(f"{demo_file}:/train_dataset")
+    save_many(tmp_path / "h.h5", {"train": hs})
+    loaded = load_many(tmp_path / "h.h5")["train"]
+    assert loaded.source is not None and loaded.source.description == hs.description
+    with h5py.File(demo_file) as f:
+        batch = f["train_dataset"][:20]
+    ov = gd.find_overlaps(loaded, batch, near=False)
+    # the 20 copies, and train[500] == train[17], train[501] == train[18]: all byte-verified
+    assert len(ov) == 22 and ov.exact.all() and not recwarn.list
+    os.utime(demo_file, ns=(0, 0))  # "changed": the fingerprint no longer matches
+    assert load_many(tmp_path / "h.h5")["train"].source is None
