@@ -54,14 +54,6 @@ class ImageSource:
         return np.dtype(self.data.dtype)
 
     @property
-    def is_rgb(self) -> bool:
-        return len(self.image_shape) == 3
-
-    @property
-    def on_device(self) -> bool:
-        return _is_cupy(self.data)
-
-    @property
     def is_file(self) -> bool:
         return _is_h5_dataset(self.data)
 
