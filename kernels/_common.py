@@ -3,6 +3,8 @@ compiled for whichever target calls it, plain Python under the CUDA simulator)."
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba.extending import register_jitable
 
@@ -59,6 +61,11 @@ def murmur3_x64_128(words, nbytes, seed):
     return h1, h2
 
 
+#: peaks below TINY are first multiplied by LIFT (both exact powers of two)
+TINY = float.fromhex("0x1p-900")
+LIFT = float.fromhex("0x1p+1000")
+
+
 @register_jitable
 def pow2_scales(peak, out):
     """Two powers of two whose product ``s`` gives ``2**22 <= peak * s < 2**23`` (1, 1 for a
@@ -69,14 +76,23 @@ def pow2_scales(peak, out):
     if peak != 0.0:
         while peak * first >= 8388608.0:
             first *= 0.5
-        if peak < 2.0**-900:  # bring subnormals up with the first factor alone
-            first = 2.0**1000
+        if peak < TINY:  # bring subnormals up with the first factor alone
+            first = LIFT
         while peak * first * second < 4194304.0:
             second *= 2.0
         while peak * first * second >= 8388608.0:
             second *= 0.5
     out[0] = first
     out[1] = second
+
+
+@register_jitable
+def round_shift(value, bits):
+    """``floor((value + 2**(bits - 1)) / 2**bits)``, exact for integer-valued float64 (``value``
+    itself when ``bits`` is 0); ldexp, unlike pow, is exact on every target."""
+    if bits <= 0:
+        return value
+    return math.floor((value + math.ldexp(1.0, bits - 1)) * math.ldexp(1.0, -bits))
 
 
 @register_jitable

@@ -14,8 +14,14 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scales
-from .resample import BLOCK, RESAMPLE_BITS, THUMB
+from ._common import (
+    kth_smallest,
+    murmur3_x64_128,
+    pack_above_median,
+    pow2_scales,
+    round_shift,
+)
+from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 
 _JIT = {"cache": True, "nogil": True}
 # Every float sum in these kernels is an exact integer below 2**53, so any association gives the
@@ -24,6 +30,8 @@ _EXACT_FLOAT = {"reassoc", "contract"}
 
 #: columns of B scanned per inner tile of the brute-force search (kept in L1 beside a row block)
 TILE_COLS = 4096
+#: the last DCT pass splits values below 2**35 into 18-bit halves (each sum exact in float64)
+SPLIT = 1 << 18
 
 
 @intrinsic
@@ -92,8 +100,8 @@ def _resample_rows(src, nrows_in, ncols, starts, weights, clip, dst):
     # One Pillow resize pass along axis 0: dst[o, :] = shift(sum_k weights[o, k] *
     # src[starts[o] + k, :]) with Pillow's rounding, clipped to uint8 when asked. Unsigned
     # column indices: numba's negative-index wraparound would slow the vectorised loops.
-    half = 2.0 ** (RESAMPLE_BITS - 1)
-    inv = 2.0**-RESAMPLE_BITS
+    half = RESAMPLE_HALF
+    inv = RESAMPLE_INV
     for o in range(starts.shape[0]):
         s0 = starts[o]
         ntaps = min(weights.shape[1], nrows_in - s0)
@@ -165,11 +173,9 @@ def _dct_rows(thumbs, ncols, basis1, dct_shift, fold, work):
             for c in range(ncols):
                 work[u, c] += coeff * fold[base + y, c]
     if dct_shift > 0:
-        sh_half = 2.0 ** (dct_shift - 1)
-        sh_inv = 2.0**-dct_shift
         for u in range(work.shape[0]):
             for c in range(ncols):
-                work[u, c] = np.floor((work[u, c] + sh_half) * sh_inv)
+                work[u, c] = round_shift(work[u, c], dct_shift)
 
 
 @njit(fastmath=_EXACT_FLOAT, **_JIT)
@@ -178,8 +184,8 @@ def _dct_cols(work, col0, basis2t, acc, coef):
     # float64's exact range, so split work into 18-bit halves, take both sums exactly and join
     # them in int64. basis2t is (32, 8): the inner loop runs over the 8 outputs.
     nfreq = work.shape[0]
-    split = 2.0**18
-    inv_split = 2.0**-18
+    split = SPLIT
+    inv_split = 1.0 / SPLIT
     for u in range(nfreq):
         for v in range(nfreq):
             acc[0, v] = 0.0
@@ -192,7 +198,7 @@ def _dct_cols(work, col0, basis2t, acc, coef):
                 acc[0, v] += high * basis2t[x, v]
                 acc[1, v] += low * basis2t[x, v]
         for v in range(nfreq):
-            coef[u * nfreq + v] = np.int64(acc[0, v]) * np.int64(1 << 18) + np.int64(acc[1, v])
+            coef[u * nfreq + v] = np.int64(acc[0, v]) * np.int64(SPLIT) + np.int64(acc[1, v])
 
 
 @njit(**_JIT)
@@ -230,8 +236,8 @@ def _resample_image_rows(images, first, group, scales, starts, weights, clip, ro
     # image row is converted once, then every output is a dot product over its contiguous taps
     # (vectorised), written as dst[y, g * 32 + o] - the layout the vertical pass reads.
     height, width = images.shape[1], images.shape[2]
-    half = 2.0 ** (RESAMPLE_BITS - 1)
-    inv = 2.0**-RESAMPLE_BITS
+    half = RESAMPLE_HALF
+    inv = RESAMPLE_INV
     side = starts.shape[0]
     for g in range(group):
         img = images[first + g]

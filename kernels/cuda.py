@@ -21,8 +21,14 @@ import math
 import numpy as np
 from numba import cuda, float64, int64, uint64
 
-from ._common import kth_smallest, murmur3_x64_128, pack_above_median, pow2_scales
-from .resample import BLOCK, RESAMPLE_BITS, THUMB
+from ._common import (
+    kth_smallest,
+    murmur3_x64_128,
+    pack_above_median,
+    pow2_scales,
+    round_shift,
+)
+from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 
 #: threads per block of the kernels that give each thread one item (an image, a query row)
 THREADS = 128
@@ -89,7 +95,7 @@ def luma_images(rgb, out):
 @cuda.jit(device=True)
 def _finish(value, clip):
     # Pillow's rounding shift (value already holds the 2**21 offset), clipped when asked
-    v = math.floor(value * 2.0**-RESAMPLE_BITS)
+    v = math.floor(value * RESAMPLE_INV)
     if clip:
         v = min(max(v, 0.0), 255.0)
     return v
@@ -123,7 +129,7 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
     nthreads = cuda.blockDim.x
     height = images.shape[1]
     width = images.shape[2]
-    half = 2.0 ** (RESAMPLE_BITS - 1)
+    half = RESAMPLE_HALF
     for i in range(cuda.blockIdx.x, images.shape[0], cuda.gridDim.x):
         img = images[i]
         scale_1 = scales[i, 0]
@@ -177,9 +183,7 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
             acc = 0.0
             for y in range(THUMB):
                 acc += basis1[u, y] * thumb[y * THUMB + x]
-            if dct_shift > 0:
-                acc = math.floor((acc + 2.0 ** (dct_shift - 1)) * 2.0**-dct_shift)
-            work[t] = acc
+            work[t] = round_shift(acc, dct_shift)
         cuda.syncthreads()
         # DCT pass 2 (horizontal) in int64: products reach 2**56, sums 2**61
         for t in range(tid, BLOCK * BLOCK, nthreads):

@@ -18,6 +18,9 @@ THUMB = 32
 BLOCK = 8
 #: fractional bits of Pillow's fixed-point resampling coefficients (PRECISION_BITS)
 RESAMPLE_BITS = 22
+#: Pillow's rounding offset and the shift back, as exact float64 constants for the kernels
+RESAMPLE_HALF = float(1 << (RESAMPLE_BITS - 1))
+RESAMPLE_INV = 1.0 / (1 << RESAMPLE_BITS)
 #: fractional bits of the vertical (first) and horizontal (second) DCT bases
 DCT_BITS_1 = 22
 DCT_BITS_2 = 21
