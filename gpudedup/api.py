@@ -12,7 +12,7 @@ from .hashing import _check_batch_size, hash_source
 from .hashset import HashSet
 from .results import Overlaps, Report, SplitInfo
 from .search import STRATEGIES, digest_pairs, hamming_pairs, verify_pairs
-from .sources import as_source
+from .sources import ImageSource, as_source
 
 #: default largest Hamming distance of a near pair, chosen with bench/accuracy.py: at 6,
 #: brightness/contrast, noise, blur and JPEG copies are found 98-100% of the time and 83% of
@@ -36,7 +36,7 @@ def _hashes(obj, name: str, be, *, exact: bool, near: bool, batch_size, progress
     # a HashSet is used as it is; anything else is validated and hashed now
     if isinstance(obj, HashSet):
         return obj
-    source = as_source(obj, name)
+    source = obj if isinstance(obj, ImageSource) else as_source(obj, name)
     return hash_source(source, be, digests=exact, phashes=near, batch_size=batch_size,
                        progress=progress)
 
@@ -193,10 +193,12 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
         if not isinstance(name, str) or not name:
             raise TypeError(f"splits: split names must be non-empty strings, got {name!r}")
     be = backends.resolve(backend, *splits.values())
+    # validate every split and the labels before hashing anything
+    inputs = {name: images if isinstance(images, HashSet)
+              else as_source(images, f"splits[{name!r}]") for name, images in splits.items()}
+    label_arrays = _check_labels(labels, {n: x.count for n, x in inputs.items()})
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
-    hashes = {name: _hashes(images, f"splits[{name!r}]", be, **opts)
-              for name, images in splits.items()}
-    label_arrays = _check_labels(labels, {n: h.count for n, h in hashes.items()})
+    hashes = {name: _hashes(x, f"splits[{name!r}]", be, **opts) for name, x in inputs.items()}
     search = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
               "be": be, "strategy": strategy, "progress": progress}
     names = list(hashes)

@@ -62,9 +62,7 @@ class Backend:
 
     def to_host(self, array) -> np.ndarray:
         """``array`` as a host numpy array."""
-        if isinstance(array, np.ndarray):
-            return array
-        return array.get()
+        return to_host(array)
 
     def batch_bytes(self) -> int | None:
         """Bytes of images one batch may hold on the device (None: no device limit)."""
@@ -87,6 +85,11 @@ class Backend:
                 yield start, {k: self.to_host(v) for k, v in work(device).items()}
             return
         yield from _cupy_pipeline(self.xp, batches, work)
+
+
+def to_host(array) -> np.ndarray:
+    """A numpy or CuPy array as a host numpy array (numpy arrays as they are)."""
+    return array if isinstance(array, np.ndarray) else array.get()
 
 
 def _cupy_pipeline(cupy, batches, work):

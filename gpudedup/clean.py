@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import __version__
-from .fileio import atomic_path
+from .fileio import atomic_path, same_file
 from .layout import SplitSpec
 from .results import Report
 
@@ -55,12 +55,6 @@ def keep_masks(report: Report, priority: Sequence[str] | None = None,
     return masks
 
 
-def _same_file(a: str, b: str) -> bool:
-    if os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.abspath(a) == os.path.abspath(b)
-
-
 def _copy_filtered(src, dst_parent, name: str, mask: np.ndarray) -> None:
     # stream the kept rows of src into a new dataset with src's dtype, layout and attributes
     kept = int(mask.sum())
@@ -94,7 +88,7 @@ def write_clean(input_path: str, output_path: str, specs: Sequence[SplitSpec],
     """
     import h5py
 
-    if _same_file(input_path, output_path):
+    if same_file(input_path, output_path):
         raise ValueError(f"-o: {output_path!r} is the input file; choose another path")
     filtered = {}
     for spec in specs:

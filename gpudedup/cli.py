@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from . import __version__
 from .api import DEFAULT_THRESHOLD, scan
 from .backend import BACKENDS
 from .clean import keep_masks, split_priority, write_clean
+from .fileio import same_file
 from .hashing import hash_source
 from .hashset import HashSet, fingerprint, load_many, save_many
 from .layout import SplitSpec, find_splits, parse_assignments
@@ -135,7 +135,7 @@ def _write_reports(args, report) -> None:
 
 def _refuse_input(args, path: str, option: str) -> None:
     # an output must never overwrite the input (same path, symlink or hard link)
-    if os.path.exists(path) and os.path.exists(args.file) and os.path.samefile(path, args.file):
+    if same_file(path, args.file):
         raise UsageError(f"{option}: {path!r} is the input file; choose another path")
 
 

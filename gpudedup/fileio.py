@@ -25,3 +25,11 @@ def atomic_path(path, suffix: str = ".tmp"):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` name the same file (same path, symlink or hard link)."""
+    a, b = os.fspath(a), os.fspath(b)
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.samefile(a, b)
+    return os.path.abspath(a) == os.path.abspath(b)

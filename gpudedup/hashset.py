@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .fileio import atomic_path
-from .sources import ImageSource
+from .sources import ImageSource, open_h5_file
 
 FORMAT = "gpudedup-hashset"
 FORMAT_VERSION = 1
@@ -145,16 +145,8 @@ def save_many(path, sets: dict[str, HashSet]) -> None:
 
 def load_many(path) -> dict[str, HashSet]:
     """Read every HashSet of a file written by :func:`save_many` (or ``HashSet.save``)."""
-    import h5py
-
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ValueError(f"path: file {path!r} does not exist")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError:
-        raise ValueError(f"path: {path!r} is not an HDF5 file") from None
-    with handle:
+    with open_h5_file(path, "path") as handle:
         if handle.attrs.get("format") != FORMAT:
             raise ValueError(f"path: {path!r} is not a gpudedup HashSet file")
         names = [n.decode() if isinstance(n, bytes) else str(n)

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import backend as backends
+from .backend import to_host
 from .sources import ImageSource
 
 STRATEGIES = ("auto", "brute", "mih")
@@ -64,7 +65,6 @@ def digest_pairs(da: np.ndarray, db: np.ndarray | None,
     starts = xp.flatnonzero(new_run)
     ends = xp.concatenate([starts[1:], xp.asarray([order.size])])
     repeated = ends - starts > 1
-    to_host = (lambda x: x) if xp is np else (lambda x: x.get())
     starts, ends = to_host(starts[repeated]), to_host(ends[repeated])
     if starts.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -253,7 +253,6 @@ def _run_blocks(run, n_rows: int, xp, bar=None) -> tuple[np.ndarray, np.ndarray,
     pending = np.arange(0, n_rows, BLOCK_ROWS, dtype=np.int64)
     capacity = INITIAL_CAPACITY
     parts_i, parts_j, parts_d = [], [], []
-    to_host = (lambda x: x) if xp is np else (lambda x: x.get())
     first = True
     while pending.size:
         # a small first launch sizes the capacity before the big ones

@@ -660,3 +660,15 @@ def test_hdf5_layouts_and_batches_give_the_same_hashes(tmp_path, chunks):
         np.testing.assert_array_equal(hs.digests, digests)
         same_overlaps(gd.find_overlaps(f"{path}:/{name}", batch_size=3),
                       gd.find_overlaps(reference))
+
+
+def test_scan_checks_labels_before_hashing(monkeypatch):
+    import gpudedup.api as api
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("hashed before the labels were checked")
+
+    monkeypatch.setattr(api, "hash_source", no_hashing)
+    images = np.zeros((4, 8, 8), np.uint8)
+    with pytest.raises(ValueError, match=r"labels\['b'\]: expected 4 labels"):
+        gd.scan({"a": images, "b": images}, labels={"b": np.zeros(3)})
