@@ -151,10 +151,6 @@ def label_value(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _labels_differ(la, lb) -> bool:
-    return bool(np.any(np.asarray(la) != np.asarray(lb)))
-
-
 def conflict_mask(labels: dict, a: str, b: str, ov: Overlaps) -> np.ndarray:
     """Which pairs of ``ov`` (split ``a`` x split ``b``) join images with different labels;
     False everywhere unless both splits have labels. Labels may be rows (one-hot, multi-label):
@@ -264,13 +260,14 @@ class Report:
         for a, b, ov in self._all_pairs():
             la = self.labels.get(a)
             lb = self.labels.get(b)
+            conflict = conflict_mask(self.labels, a, b, ov).tolist()
             for k in range(len(ov)):
                 i, j = int(ov.left[k]), int(ov.right[k])
                 row = {"a": a, "i": i, "b": b, "j": j, "distance": int(ov.distance[k]),
                        "exact": bool(ov.exact[k])}
                 if la is not None and lb is not None:
                     row["labels"] = [label_value(la[i]), label_value(lb[j])]
-                    row["conflict"] = _labels_differ(la[i], lb[j])
+                    row["conflict"] = conflict[k]
                 pairs.append(row)
         return {
             "version": __version__,
