@@ -1,7 +1,11 @@
 """gpudedup: find leaked, duplicated and near-duplicated images in array datasets, fast."""
 
-__version__ = "0.1.0"
+from . import _numba_cache
 
+# before any kernel is defined: numba caches gpudedup's kernels per user, never in the package
+_numba_cache.install()
+
+from ._version import __version__  # noqa: E402
 from .api import DEFAULT_THRESHOLD, find_duplicates, find_overlaps, scan  # noqa: E402
 from .hashing import digest, hash_images, phash  # noqa: E402
 from .hashset import HashSet  # noqa: E402

@@ -8,10 +8,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import backend as backends
-from .hashing import _check_batch_size, hash_source
+from .checks import check_batch_size, check_strategy, check_threshold
+from .errors import InputError, InputTypeError
+from .hashing import hash_source
 from .hashset import HashSet
 from .results import Overlaps, Report, SplitInfo
-from .search import STRATEGIES, digest_pairs, hamming_pairs, verify_pairs
+from .search import digest_pairs, hamming_pairs, verify_pairs
 from .sources import ImageSource, as_source
 
 #: default largest Hamming distance of a near pair, chosen with bench/accuracy.py: at 6,
@@ -21,15 +23,11 @@ DEFAULT_THRESHOLD = 6
 
 
 def _check_options(threshold, exact, near, strategy) -> int:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, np.integer)):
-        raise ValueError(f"threshold: expected an integer from 0 to 64, got {threshold!r}")
-    if not 0 <= int(threshold) <= 64:
-        raise ValueError(f"threshold: expected an integer from 0 to 64, got {threshold}")
+    threshold = check_threshold(threshold)
     if not exact and not near:
-        raise ValueError("exact, near: at least one of them must be True")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    return int(threshold)
+        raise InputError("exact, near: at least one of them must be True")
+    check_strategy(strategy)
+    return threshold
 
 
 def _hashes(obj, name: str, be, *, exact: bool, near: bool, batch_size, progress) -> HashSet:
@@ -123,7 +121,7 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
         Bad images (named ``a`` or ``b``) or options.
     """
     threshold = _check_options(threshold, exact, near, strategy)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     be = backends.resolve(backend, a, b)
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
     ha = _hashes(a, "a", be, **opts)
@@ -142,22 +140,22 @@ def _check_labels(labels, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
     if labels is None:
         return {}
     if not isinstance(labels, Mapping):
-        raise TypeError(f"labels: expected a mapping of split name to labels, got "
+        raise InputTypeError(f"labels: expected a mapping of split name to labels, got "
                         f"{type(labels).__name__}")
     out = {}
     for name, values in labels.items():
         if name not in counts:
-            raise ValueError(f"labels: {name!r} is not one of the splits "
+            raise InputError(f"labels: {name!r} is not one of the splits "
                              f"({', '.join(map(repr, counts))})")
         if values is None:
             continue
         arr = np.asarray(values)
         if arr.ndim == 0 or arr.shape[0] != counts[name]:
             got = "a scalar" if arr.ndim == 0 else f"{arr.shape[0]} labels"
-            raise ValueError(f"labels[{name!r}]: expected {counts[name]} labels (one per "
+            raise InputError(f"labels[{name!r}]: expected {counts[name]} labels (one per "
                              f"image), got {got}")
         if arr.dtype == object:
-            raise TypeError(f"labels[{name!r}]: labels must be numbers or strings, not "
+            raise InputTypeError(f"labels[{name!r}]: labels must be numbers or strings, not "
                             "objects")
         out[name] = arr
     return out
@@ -185,13 +183,13 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
         for each split, ``conflicts``, ``groups()``, ``summary()`` and ``to_json()``.
     """
     threshold = _check_options(threshold, exact, near, strategy)
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     if not isinstance(splits, Mapping) or not splits:
-        raise TypeError("splits: expected a non-empty mapping of split name to images, got "
+        raise InputTypeError("splits: expected a non-empty mapping of split name to images, got "
                         f"{type(splits).__name__}")
     for name in splits:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"splits: split names must be non-empty strings, got {name!r}")
+            raise InputTypeError(f"splits: split names must be non-empty strings, got {name!r}")
     be = backends.resolve(backend, *splits.values())
     # validate every split and the labels before hashing anything
     inputs = {name: images if isinstance(images, HashSet)

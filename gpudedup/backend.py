@@ -15,6 +15,9 @@ from types import ModuleType
 
 import numpy as np
 
+from .checks import is_cupy
+from .errors import BackendError, InputError
+
 #: share of free device memory one batch (input plus scratch) may take
 DEVICE_BATCH_SHARE = 0.125
 
@@ -56,7 +59,7 @@ class Backend:
     def to_device(self, array):
         """``array`` in this backend's memory: a no-op on the CPU; a copy for cuda unless it is
         already a CuPy array (numpy standing in for CuPy copies too, as a transfer would)."""
-        if self.name == "cpu" or type(array).__module__.split(".")[0] == "cupy":
+        if self.name == "cpu" or is_cupy(array):
             return self.xp.asarray(array)
         return self.xp.array(array, copy=True)
 
@@ -148,7 +151,7 @@ def cuda_available() -> bool:
 
 def _cuda_backend() -> Backend:
     if not cuda_available():
-        raise RuntimeError(f"backend='cuda' needs a CUDA GPU: {CUDA_INSTALL_HINT}")
+        raise BackendError(f"backend='cuda' needs a CUDA GPU: {CUDA_INSTALL_HINT}")
     kernels = importlib.import_module("gpudedup.kernels.cuda")
     if cuda_simulated():
         return Backend("cuda", np, kernels)
@@ -168,11 +171,11 @@ def resolve(backend: str, *inputs) -> Backend:
     the CUDA simulator), else cpu.
     """
     if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise InputError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "cpu":
         return _cpu_backend()
     if backend == "cuda":
         return _cuda_backend()
-    if any(type(x).__module__.split(".")[0] == "cupy" for x in inputs) or cuda_available():
+    if any(is_cupy(x) for x in inputs) or cuda_available():
         return _cuda_backend()
     return _cpu_backend()

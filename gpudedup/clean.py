@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
+from .errors import InputError
 from .fileio import atomic_path, same_file
 from .layout import SplitSpec
 from .results import Report
@@ -25,7 +26,7 @@ def split_priority(names: Sequence[str], priority: Sequence[str] | None) -> list
     if priority is not None:
         unknown = [p for p in chosen if p not in names]
         if unknown:
-            raise ValueError(f"priority: {', '.join(map(repr, unknown))} not among the splits "
+            raise InputError(f"priority: {', '.join(map(repr, unknown))} not among the splits "
                              f"({', '.join(map(repr, names))})")
     ranked = [p for p in chosen if p in names]
     return ranked + [n for n in names if n not in ranked]
@@ -89,7 +90,7 @@ def write_clean(input_path: str, output_path: str, specs: Sequence[SplitSpec],
     import h5py
 
     if same_file(input_path, output_path):
-        raise ValueError(f"-o: {output_path!r} is the input file; choose another path")
+        raise InputError(f"-o: {output_path!r} is the input file; choose another path")
     filtered = {}
     for spec in specs:
         filtered[spec.images] = spec.name

@@ -6,10 +6,12 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from . import __version__
+from ._version import __version__
 from .api import DEFAULT_THRESHOLD, scan
 from .backend import BACKENDS
+from .checks import check_threshold
 from .clean import keep_masks, split_priority, write_clean
+from .errors import GpudedupError, InputError
 from .fileio import same_file
 from .hashing import hash_source
 from .hashset import HashSet, fingerprint, load_many, save_many
@@ -17,7 +19,7 @@ from .layout import SplitSpec, find_splits, parse_assignments
 from .sources import as_source, get_dataset, open_h5_file
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """A problem with the command line or its inputs: one line on stderr, exit status 2."""
 
 
@@ -29,13 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _threshold(text: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
+        return check_threshold(int(text))
+    except (ValueError, InputError):
         raise argparse.ArgumentTypeError(
             f"expected an integer from 0 to 64, got {text!r}") from None
-    if not 0 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 64, got {value}")
-    return value
 
 
 def _say(args, text: str = "") -> None:
@@ -303,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except (UsageError, ValueError, TypeError, OSError, RuntimeError) as exc:
+    except GpudedupError as exc:
+        # expected failures only: anything else is a bug and keeps its traceback
         print(f"gpudedup: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,8 @@ import contextlib
 import os
 import tempfile
 
+from .errors import FileError
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix: str = ".tmp"):
@@ -21,9 +23,11 @@ def atomic_path(path, suffix: str = ".tmp"):
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, FileError):
+            raise FileError(f"cannot write {path!r}: {exc.strerror or exc}") from exc
         raise
 
 

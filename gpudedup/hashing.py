@@ -8,6 +8,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import backend as backends
+from .checks import check_batch_size
+from .errors import InputError
 from .hashset import HashSet, fingerprint
 from .kernels import resample
 from .sources import ImageSource, as_source
@@ -96,7 +98,7 @@ def _digest_batch(batch, seed, be: backends.Backend):
 def _raise_on_nonfinite(bad: np.ndarray, start: int, source: ImageSource) -> None:
     if bad.any():
         first = start + int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{source.name}: image {first} contains NaN or inf")
+        raise InputError(f"{source.name}: image {first} contains NaN or inf")
 
 
 def compute_hashes(source: ImageSource, be: backends.Backend, *, digests: bool = True,
@@ -148,15 +150,9 @@ def compute_hashes(source: ImageSource, be: backends.Backend, *, digests: bool =
     return digest_out, phash_out
 
 
-def _check_batch_size(batch_size) -> None:
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer))
-                                   or isinstance(batch_size, bool) or batch_size < 1):
-        raise ValueError(f"batch_size: expected a positive integer or None, got {batch_size!r}")
-
-
 def _open(images, backend: str, batch_size) -> tuple[ImageSource, backends.Backend]:
     # the shared checks of the public hashing calls
-    _check_batch_size(batch_size)
+    check_batch_size(batch_size)
     return as_source(images, "images"), backends.resolve(backend, images)
 
 

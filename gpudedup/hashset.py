@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .errors import InputError
 from .fileio import atomic_path
 from .sources import ImageSource, open_h5_file
 
@@ -40,13 +41,13 @@ class HashSet:
                  convention: str = "", fingerprint: str | None = None):
         phashes = np.asarray(phashes)
         if phashes.ndim != 1 or phashes.dtype.kind not in "iu":
-            raise ValueError(f"phashes: expected a 1-d array of uint64, got shape "
+            raise InputError(f"phashes: expected a 1-d array of uint64, got shape "
                              f"{phashes.shape} and dtype {phashes.dtype}")
         self.phashes = np.ascontiguousarray(phashes.astype(np.uint64, copy=False))
         if digests is not None:
             digests = np.ascontiguousarray(np.asarray(digests, dtype=np.uint64))
             if digests.shape != (self.phashes.shape[0], 2):
-                raise ValueError(f"digests: expected shape ({self.phashes.shape[0]}, 2), got "
+                raise InputError(f"digests: expected shape ({self.phashes.shape[0]}, 2), got "
                                  f"{digests.shape}")
         self.digests = digests
         self.image_shape = tuple(int(s) for s in image_shape) if image_shape is not None else None
@@ -81,7 +82,7 @@ class HashSet:
         """Read a HashSet written by :meth:`save`."""
         sets = load_many(path)
         if "" not in sets:
-            raise ValueError(f"path: {os.fspath(path)!r} holds several HashSets "
+            raise InputError(f"path: {os.fspath(path)!r} holds several HashSets "
                              f"({', '.join(sets)}); use gpudedup.hashset.load_many")
         return sets[""]
 
@@ -148,7 +149,7 @@ def load_many(path) -> dict[str, HashSet]:
     path = os.fspath(path)
     with open_h5_file(path, "path") as handle:
         if handle.attrs.get("format") != FORMAT:
-            raise ValueError(f"path: {path!r} is not a gpudedup HashSet file")
+            raise InputError(f"path: {path!r} is not a gpudedup HashSet file")
         names = [n.decode() if isinstance(n, bytes) else str(n)
                  for n in handle.attrs.get("sets", [""])]
         return {name: HashSet._read(handle["/" + name] if name else handle) for name in names}

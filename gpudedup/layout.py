@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import InputError
+
 #: split names in priority order, with the spellings people use for them
 SPLIT_NAMES = {
     "train": ("train", "training"),
@@ -81,8 +83,8 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
     for item in items or []:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise ValueError(f"{option}: expected NAME=/dataset, got {item!r}")
+            raise InputError(f"{option}: expected NAME=/dataset, got {item!r}")
         if name in out:
-            raise ValueError(f"{option}: split {name!r} given twice")
+            raise InputError(f"{option}: split {name!r} given twice")
         out[name] = path if path.startswith("/") else "/" + path
     return out

@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from . import __version__
+from ._version import __version__
+from .checks import check_count
 from .results import conflict_mask, label_value
 
 #: small images are enlarged (nearest neighbour, whole factor) to about this long side
@@ -78,10 +79,7 @@ def render_html(report, *, max_pairs: int = 500) -> str:
     str
         The page, UTF-8 text with no external references.
     """
-    if isinstance(max_pairs, bool) or not isinstance(max_pairs, (int, np.integer)) \
-            or max_pairs < 0:
-        raise ValueError(f"max_pairs: expected a non-negative integer, got {max_pairs!r}")
-    rows, total = _select_rows(report, int(max_pairs))
+    rows, total = _select_rows(report, check_count(max_pairs, "max_pairs"))
     images = _thumbnails(report, rows)
     parts = [
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",

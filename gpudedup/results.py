@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from . import __version__
+from ._version import __version__
+from .errors import InputError
 from .fileio import atomic_path
 
 
@@ -73,7 +74,7 @@ class Overlaps:
         """Connected groups of a self-join (images linked by pairs), each sorted, largest first
         then by first index. Only for pairs found inside one set."""
         if not self.self_join:
-            raise ValueError("groups() needs the pairs of one set (find_overlaps(a))")
+            raise InputError("groups() needs the pairs of one set (find_overlaps(a))")
         size = int(max(self.left.max(initial=-1), self.right.max(initial=-1))) + 1
         labels = connected_components(size, self.left, self.right)
         return _groups_from_labels(labels, np.union1d(self.left, self.right))

@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 
 from . import backend as backends
 from .backend import to_host
+from .checks import check_strategy
+from .errors import InputError
 from .sources import ImageSource
-
-STRATEGIES = ("auto", "brute", "mih")
 
 #: query rows per output block of the range-search kernels
 BLOCK_ROWS = 256
@@ -216,14 +216,13 @@ def plan_search(a: np.ndarray, b: np.ndarray, threshold: int, strategy: str = "a
     "auto" means brute force: there the popcount tiles run at the hardware floor, while bucket
     probes are scattered reads.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    check_strategy(strategy)
     if strategy == "brute" or (be is not None and be.name == "cuda" and strategy == "auto"):
         return SearchPlan("brute")
     options = list(_mih_range_of_m(threshold))
     if strategy == "mih":
         if not options:
-            raise ValueError(f"strategy: 'mih' needs threshold <= 47, got {threshold}")
+            raise InputError(f"strategy: 'mih' needs threshold <= 47, got {threshold}")
         if a.size == 0 or b.size == 0:
             return SearchPlan("mih", options[0])
     if a.size == 0 or b.size == 0 or not options:

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .checks import is_cupy
+from .errors import InputError, InputTypeError
+
 #: bytes of images per batch when the caller does not choose a batch size
 DEFAULT_BATCH_BYTES = 16 * 2**20
 #: batches read ahead by the background reader of file-backed sources
@@ -100,7 +103,7 @@ class ImageSource:
     def take(self, indices: np.ndarray) -> np.ndarray:
         """The images at ``indices`` as a host numpy array (for byte-for-byte verification)."""
         indices = np.asarray(indices, dtype=np.int64)
-        if _is_cupy(self.data):
+        if is_cupy(self.data):
             return self.data[indices].get()
         if isinstance(self.data, np.ndarray):
             return self.data[indices]
@@ -151,10 +154,6 @@ def _prefetch(source: ImageSource, spans: list[tuple[int, int]]):
         thread.join()
 
 
-def _is_cupy(obj) -> bool:
-    return type(obj).__module__.split(".")[0] == "cupy"
-
-
 def _is_h5_dataset(obj) -> bool:
     try:
         import h5py
@@ -167,7 +166,7 @@ def split_h5_path(spec: str) -> tuple[str, str]:
     """``"file.h5:/group/dataset"`` -> ``("file.h5", "/group/dataset")``."""
     path, sep, dataset = spec.rpartition(":")
     if not sep or not path or not dataset:
-        raise ValueError(f"expected 'file.h5:/dataset', got {spec!r}")
+        raise InputError(f"expected 'file.h5:/dataset', got {spec!r}")
     return path, dataset if dataset.startswith("/") else "/" + dataset
 
 
@@ -177,13 +176,13 @@ def open_h5_file(path: str, name: str):
     import h5py
 
     if not os.path.exists(path):
-        raise ValueError(f"{name}: file {path!r} does not exist")
+        raise InputError(f"{name}: file {path!r} does not exist")
     if os.path.isdir(path):
-        raise ValueError(f"{name}: {path!r} is a directory, not an HDF5 file")
+        raise InputError(f"{name}: {path!r} is a directory, not an HDF5 file")
     try:
         return h5py.File(path, "r", rdcc_nbytes=DEFAULT_BATCH_BYTES, rdcc_nslots=10007)
     except OSError:
-        raise ValueError(f"{name}: {path!r} is not an HDF5 file") from None
+        raise InputError(f"{name}: {path!r} is not an HDF5 file") from None
 
 
 def get_dataset(handle, dataset: str, name: str):
@@ -192,10 +191,10 @@ def get_dataset(handle, dataset: str, name: str):
 
     path = handle.filename
     if dataset not in handle:
-        raise ValueError(f"{name}: {path!r} has no dataset {dataset!r}")
+        raise InputError(f"{name}: {path!r} has no dataset {dataset!r}")
     obj = handle[dataset]
     if not isinstance(obj, h5py.Dataset):
-        raise ValueError(f"{name}: {dataset!r} in {path!r} is a group, not a dataset")
+        raise InputError(f"{name}: {dataset!r} in {path!r} is a group, not a dataset")
     return obj
 
 
@@ -204,7 +203,7 @@ def open_h5_dataset(spec: str, name: str):
     try:
         path, dataset = split_h5_path(spec)
     except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        raise InputError(f"{name}: {exc}") from None
     handle = open_h5_file(path, name)
     try:
         return handle, get_dataset(handle, dataset, name)
@@ -223,17 +222,17 @@ def as_source(obj, name: str) -> ImageSource:
     elif _is_h5_dataset(obj):
         data = obj
         description = f"{obj.file.filename}:{obj.name}"
-    elif isinstance(obj, np.ndarray) or _is_cupy(obj):
+    elif isinstance(obj, np.ndarray) or is_cupy(obj):
         data = obj
-        description = "cupy array" if _is_cupy(obj) else "numpy array"
+        description = "cupy array" if is_cupy(obj) else "numpy array"
     elif hasattr(obj, "__array__") or isinstance(obj, (list, tuple)):
         try:
             data = np.asarray(obj)
         except ValueError as exc:
-            raise ValueError(f"{name}: cannot make one array of the images ({exc})") from None
+            raise InputError(f"{name}: cannot make one array of the images ({exc})") from None
         description = "numpy array"
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"{name}: expected a numpy or CuPy array, an h5py dataset, a 'file.h5:/dataset' "
             f"string or a HashSet, got {type(obj).__name__}"
         )
@@ -244,21 +243,21 @@ def as_source(obj, name: str) -> ImageSource:
 def check_images(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
     """Raise if ``shape``/``dtype`` are not a stack of grayscale or uint8 RGB images."""
     if dtype.kind not in "biuf":
-        raise TypeError(
+        raise InputTypeError(
             f"{name}: images must have an integer or float dtype, got {dtype}"
         )
     if len(shape) == 4:
         if shape[3] != 3:
-            raise ValueError(
+            raise InputError(
                 f"{name}: a 4-d input must be (N, H, W, 3) RGB, got shape {tuple(shape)}"
             )
         if dtype != np.uint8:
-            raise TypeError(f"{name}: RGB images must be uint8, got {dtype}")
+            raise InputTypeError(f"{name}: RGB images must be uint8, got {dtype}")
     elif len(shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected images of shape (N, H, W) or (N, H, W, 3), got shape "
             f"{tuple(shape)} ({len(shape)}-d)"
         )
     if shape[1] == 0 or shape[2] == 0:
-        raise ValueError(f"{name}: images must have non-zero height and width, got shape "
+        raise InputError(f"{name}: images must have non-zero height and width, got shape "
                          f"{tuple(shape)}")
