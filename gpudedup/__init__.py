@@ -7,14 +7,20 @@ _numba_cache.install()
 
 from ._version import __version__  # noqa: E402
 from .api import DEFAULT_THRESHOLD, find_duplicates, find_overlaps, scan  # noqa: E402
+from .clean import CleanPlan, keep_masks, plan_clean  # noqa: E402
+from .errors import GpudedupError, InputError, InputTypeError  # noqa: E402
 from .hashing import digest, hash_images, phash  # noqa: E402
 from .hashset import HashSet  # noqa: E402
 from .results import Conflict, Overlaps, Report  # noqa: E402
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "CleanPlan",
     "Conflict",
+    "GpudedupError",
     "HashSet",
+    "InputError",
+    "InputTypeError",
     "Overlaps",
     "Report",
     "__version__",
@@ -22,6 +28,8 @@ __all__ = [
     "find_duplicates",
     "find_overlaps",
     "hash_images",
+    "keep_masks",
     "phash",
+    "plan_clean",
     "scan",
 ]

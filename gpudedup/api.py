@@ -12,6 +12,7 @@ from .checks import check_batch_size, check_strategy, check_threshold
 from .errors import InputError, InputTypeError
 from .hashing import hash_source
 from .hashset import HashSet
+from .labels import check_labels
 from .results import Overlaps, Report, SplitInfo
 from .search import digest_pairs, hamming_pairs, verify_pairs
 from .sources import ImageSource, as_source
@@ -30,13 +31,14 @@ def _check_options(threshold, exact, near, strategy) -> int:
     return threshold
 
 
-def _hashes(obj, name: str, be, *, exact: bool, near: bool, batch_size, progress) -> HashSet:
+def _hashes(obj, name: str, be, *, exact: bool, near: bool, batch_size, progress,
+            label: str | None = None) -> HashSet:
     # a HashSet is used as it is; anything else is validated and hashed now
     if isinstance(obj, HashSet):
         return obj
     source = obj if isinstance(obj, ImageSource) else as_source(obj, name)
     return hash_source(source, be, digests=exact, phashes=near, batch_size=batch_size,
-                       progress=progress)
+                       progress=progress, label=label)
 
 
 def _pair_keys(i: np.ndarray, j: np.ndarray, width: int) -> np.ndarray:
@@ -137,28 +139,8 @@ def find_duplicates(images, **options) -> Overlaps:
 
 
 def _check_labels(labels, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
-    if labels is None:
-        return {}
-    if not isinstance(labels, Mapping):
-        raise InputTypeError(f"labels: expected a mapping of split name to labels, got "
-                        f"{type(labels).__name__}")
-    out = {}
-    for name, values in labels.items():
-        if name not in counts:
-            raise InputError(f"labels: {name!r} is not one of the splits "
-                             f"({', '.join(map(repr, counts))})")
-        if values is None:
-            continue
-        arr = np.asarray(values)
-        if arr.ndim == 0 or arr.shape[0] != counts[name]:
-            got = "a scalar" if arr.ndim == 0 else f"{arr.shape[0]} labels"
-            raise InputError(f"labels[{name!r}]: expected {counts[name]} labels (one per "
-                             f"image), got {got}")
-        if arr.dtype == object:
-            raise InputTypeError(f"labels[{name!r}]: labels must be numbers or strings, not "
-                            "objects")
-        out[name] = arr
-    return out
+    # the one rule of what a label is lives in labels.py (shared with the command)
+    return check_labels(labels, counts)
 
 
 def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool = True,
@@ -171,8 +153,12 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
     ----------
     splits : mapping of str to images
         Each value as ``a`` of :func:`find_overlaps`; in mapping order (train, valid, test).
-    labels : mapping of str to array, optional
-        One label per image for any of the splits; pairs whose labels differ become conflicts.
+    labels : mapping of str to labels, optional
+        One label per image for any of the splits (an array, an h5py dataset or
+        ``"file.h5:/dataset"``); pairs whose labels differ become conflicts. Numbers or strings
+        (bytes read as UTF-8), the same kind and shape per image in every split; NaN and ``""``
+        are unknown and never conflict; one-hot rows are read as class indices. The rule is
+        :mod:`gpudedup.labels`.
     threshold, exact, near, verify, backend, batch_size, progress, strategy
         As for :func:`find_overlaps`.
 
@@ -196,7 +182,8 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
               else as_source(images, f"splits[{name!r}]") for name, images in splits.items()}
     label_arrays = _check_labels(labels, {n: x.count for n, x in inputs.items()})
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
-    hashes = {name: _hashes(x, f"splits[{name!r}]", be, **opts) for name, x in inputs.items()}
+    hashes = {name: _hashes(x, f"splits[{name!r}]", be, label=name, **opts)
+              for name, x in inputs.items()}
     search = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
               "be": be, "strategy": strategy, "progress": progress}
     names = list(hashes)
@@ -210,4 +197,5 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
                          dtype=str(h.dtype) if h.dtype is not None else "")
             for n, h in hashes.items()}
     return Report(splits=info, overlaps=overlaps, duplicates=duplicates, labels=label_arrays,
-                  threshold=threshold, sources={n: h.source for n, h in hashes.items()})
+                  threshold=threshold, sources={n: h.source for n, h in hashes.items()},
+                  exact=exact, near=near)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ._version import __version__
+from .checks import check_share
 from .errors import InputError
-from .fileio import atomic_path, same_file
+from .fileio import estimate_h5_copy, h5_output, same_file
 from .layout import SplitSpec
 from .results import Report
 
@@ -32,28 +35,136 @@ def split_priority(names: Sequence[str], priority: Sequence[str] | None) -> list
     return ranked + [n for n in names if n not in ranked]
 
 
-def keep_masks(report: Report, priority: Sequence[str] | None = None,
-               keep_conflicts: bool = False) -> dict[str, np.ndarray]:
-    """Which images of each split a cleaned dataset keeps.
+#: why an image leaves a cleaned dataset, in the order the plan lists them
+REASONS = ("leak", "exact copy", "near copy", "label conflict")
+#: largest share of any split a clean may remove unless the caller allows more
+DEFAULT_MAX_REMOVED = 0.1
+
+
+class RemovalLimitError(InputError):
+    """A clean would remove more of a split than ``max_removed`` allows."""
+
+
+@dataclass
+class CleanPlan:
+    """What a clean keeps and removes, and why, before anything is written.
+
+    Attributes
+    ----------
+    keep : dict of str to ndarray of bool
+        Per split, which images the cleaned dataset keeps.
+    reasons : dict of str to dict of str to int
+        Per split, how many images leave for each of REASONS: ``leak`` (a copy stays in a
+        higher-priority split), ``exact copy`` / ``near copy`` (a copy stays in the same split),
+        ``label conflict`` (its duplicate group holds different labels and is dropped whole).
+    written : str or None
+        The cleaned file, once written (None for a dry run or array input).
+    """
+
+    keep: dict[str, np.ndarray]
+    reasons: dict[str, dict[str, int]]
+    written: str | None = None
+
+    def removed(self) -> dict[str, int]:
+        """Images removed per split."""
+        return {n: int(m.size - m.sum()) for n, m in self.keep.items()}
+
+    def check(self, max_removed: float = DEFAULT_MAX_REMOVED, name: str = "max_removed") -> None:
+        """Raise RemovalLimitError if any split would lose more than ``max_removed`` of its
+        images; the message names the option ``name`` that allows it."""
+        max_removed = check_share(max_removed, name)
+        over = [(n, r, self.keep[n].size) for n, r in self.removed().items()
+                if self.keep[n].size and r / self.keep[n].size > max_removed]
+        if over:
+            worst = max(r / size for _, r, size in over)
+            which = ", ".join(f"{r:,} of {size:,} {n} images ({r / size:.1%})"
+                              for n, r, size in over)
+            raise RemovalLimitError(
+                f"{name}: cleaning would remove {which}, more than {name}={max_removed:g} "
+                f"allows; look at the plan first (dry run), then allow it with {name}="
+                f"{math.ceil(worst * 100) / 100:g} or more")
+
+    def __str__(self) -> str:
+        lines = [f"{'split':<12}{'images':>9}{'keep':>9}{'remove':>9}  why"]
+        for name, mask in self.keep.items():
+            why = ", ".join(f"{reason} {count:,}" for reason, count in self.reasons[name].items()
+                            if count) or "-"
+            lines.append(f"{name:<12}{mask.size:>9,}{int(mask.sum()):>9,}"
+                         f"{int(mask.size - mask.sum()):>9,}  {why}")
+        return "\n".join(lines)
+
+
+def plan_clean(report: Report, priority: Sequence[str] | None = None,
+               keep_conflicts: bool = False) -> CleanPlan:
+    """Which images of each split a cleaned dataset keeps, and why the others go.
 
     Images linked by pairs (inside or across splits) form groups. A group holding a label
     conflict is dropped whole unless ``keep_conflicts``. Otherwise one image survives: the
     lowest index in the group's highest-priority split; so cross-split leaks leave the
     lower-priority split, and duplicates inside a split shrink to one.
+
+    Parameters
+    ----------
+    report : Report
+        What :func:`gpudedup.scan` found.
+    priority : sequence of str, optional
+        Split names, first wins a leak (default test, valid, train, then the others).
+    keep_conflicts : bool
+        Keep one image of groups whose labels differ instead of dropping them whole.
+
+    Returns
+    -------
+    CleanPlan
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> x = np.random.default_rng(0).integers(0, 256, (5, 16, 16), dtype=np.uint8)
+    >>> plan = gd.plan_clean(gd.scan({"train": x, "test": x[:2]}))
+    >>> plan.removed(), plan.reasons["train"]["leak"]
+    ({'train': 2, 'test': 0}, 2)
     """
     names = list(report.splits)
     ranked = split_priority(names, priority)
     rank = {n: k for k, n in enumerate(ranked)}
     masks = {n: np.ones(report.splits[n].count, dtype=bool) for n in names}
+    reasons = {n: dict.fromkeys(REASONS, 0) for n in names}
     conflicted = {(c.a, c.i) for c in report.conflicts} | {(c.b, c.j) for c in report.conflicts}
+    exact = {n: {(int(i), int(j)) for i, j in zip(ov.left[ov.exact], ov.right[ov.exact])}
+             for n, ov in report.duplicates.items()}
     for group in report.groups():
         for split, index in group:
             masks[split][index] = False
         if not keep_conflicts and any(member in conflicted for member in group):
+            for split, _ in group:
+                reasons[split]["label conflict"] += 1
             continue
-        split, index = min(group, key=lambda m: (rank[m[0]], m[1]))
-        masks[split][index] = True
-    return masks
+        kept_split, kept = min(group, key=lambda m: (rank[m[0]], m[1]))
+        masks[kept_split][kept] = True
+        for split, index in group:
+            if (split, index) == (kept_split, kept):
+                continue
+            if split != kept_split:
+                reasons[split]["leak"] += 1
+            elif (min(index, kept), max(index, kept)) in exact.get(split, ()):
+                reasons[split]["exact copy"] += 1
+            else:
+                reasons[split]["near copy"] += 1
+    return CleanPlan(masks, reasons)
+
+
+def keep_masks(report: Report, priority: Sequence[str] | None = None,
+               keep_conflicts: bool = False) -> dict[str, np.ndarray]:
+    """Which images of each split a cleaned dataset keeps: ``plan_clean(...).keep``.
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> x = np.zeros((3, 8, 8), np.uint8)
+    >>> gd.keep_masks(gd.scan({"train": x}))["train"].tolist()
+    [True, False, False]
+    """
+    return plan_clean(report, priority, keep_conflicts).keep
 
 
 def _copy_filtered(src, dst_parent, name: str, mask: np.ndarray) -> None:
@@ -97,8 +208,11 @@ def write_clean(input_path: str, output_path: str, specs: Sequence[SplitSpec],
         if spec.labels:
             filtered[spec.labels] = spec.name
     # the temporary file closes (inner context) before it is renamed (outer context)
-    with atomic_path(output_path, ".h5.tmp") as tmp, \
-            h5py.File(input_path, "r") as fin, h5py.File(tmp, "w") as fout:
+    # kept bytes of the filtered datasets, all of the others: checked against the free space
+    need = estimate_h5_copy(input_path, {path: float(np.mean(masks[name])) if masks[name].size
+                                         else 0.0 for path, name in filtered.items()})
+    with h5_output(output_path, need=need, option="-o") as fout, \
+            h5py.File(input_path, "r") as fin:
         for key, value in fin.attrs.items():
             fout.attrs[key] = value
 

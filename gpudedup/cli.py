@@ -10,12 +10,19 @@ from ._version import __version__
 from .api import DEFAULT_THRESHOLD, scan
 from .backend import BACKENDS
 from .checks import check_threshold
-from .clean import keep_masks, split_priority, write_clean
+from .clean import (
+    DEFAULT_MAX_REMOVED,
+    RemovalLimitError,
+    plan_clean,
+    split_priority,
+    write_clean,
+)
 from .errors import GpudedupError, InputError
 from .fileio import same_file
 from .hashing import hash_source
-from .hashset import HashSet, fingerprint, load_many, save_many
-from .layout import SplitSpec, find_splits, parse_assignments
+from .hashset import HashSet, load_many, refresh, save_many
+from .labels import check_labels
+from .layout import SplitSpec, find_splits, guess_labels, parse_assignments
 from .sources import as_source, get_dataset, open_h5_file
 
 
@@ -67,11 +74,18 @@ def _open_inputs(args) -> _Inputs:
         specs = [SplitSpec(name, path, explicit_labels.get(name)) for name, path in
                  explicit.items()]
     else:
-        specs = find_splits(handle)
+        skipped: list[str] = []
+        specs = find_splits(handle, skipped)
+        for note in skipped:  # a warning, even with --quiet: a split may be missing
+            print(f"gpudedup: warning: FILE: {note} (in {args.file!r})", file=sys.stderr)
         if not specs:
+            handle.close()
+            dangling = " (some candidates are dangling links, see the warnings)" if skipped \
+                else ""
             raise UsageError(f"FILE: found no splits in {args.file!r} (looked for /train, "
                              "/valid, /test, x_train, train_images, train/images, "
-                             "train_dataset, ...); name them with --split NAME=/dataset")
+                             f"train_dataset, ...){dangling}; name them with --split "
+                             "NAME=/dataset")
         specs = [SplitSpec(s.name, s.images, explicit_labels.get(s.name, s.labels))
                  for s in specs]
         found = ", ".join(f"{s.name}={s.images}" + (f" (labels {s.labels})" if s.labels else "")
@@ -80,46 +94,87 @@ def _open_inputs(args) -> _Inputs:
     unknown = set(explicit_labels) - {s.name for s in specs}
     if unknown:
         raise UsageError(f"--labels: {', '.join(sorted(unknown))} is not a split")
-    splits, labels = {}, {}
-    for spec in specs:
+    splits, raw, guessed = {}, {}, []
+    for k, spec in enumerate(specs):
         dataset = get_dataset(handle, spec.images, f"--split {spec.name}")
         as_source(dataset, f"--split {spec.name}")  # validates shape and dtype, names the option
         splits[spec.name] = dataset
+        if explicit and not spec.labels:
+            # --split names the images only: still look for their labels the usual ways
+            found = guess_labels(handle, spec.name, spec.images, dataset.shape[0])
+            if found:
+                spec = specs[k] = SplitSpec(spec.name, spec.images, found)
+                guessed.append(f"{spec.name}={found}")
         if spec.labels:
             values = get_dataset(handle, spec.labels, f"--labels {spec.name}")
             if values.ndim == 0 or values.shape[0] != dataset.shape[0]:
                 got = values.shape[0] if values.ndim else "no"
                 raise UsageError(f"--labels {spec.name}: {spec.labels} has {got} labels but "
                                  f"{spec.images} has {dataset.shape[0]} images")
-            labels[spec.name] = values[()]
+            raw[spec.name] = values
+    if guessed:
+        _say(args, f"found labels: {', '.join(guessed)} (choose others with --labels "
+                   "NAME=/dataset)")
+    # the one rule of what a label is (labels.py), worded for the command line
+    notes: dict[str, str] = {}
+    labels = check_labels(raw, {n: d.shape[0] for n, d in splits.items()},
+                          names={n: f"--labels {n}" for n in raw}, notes=notes)
+    for name, note in notes.items():
+        _say(args, f"labels of {name}: {note}")
     return _Inputs(handle, specs, splits, labels)
 
 
 def _with_cached_hashes(args, inputs: _Inputs) -> dict[str, object]:
-    # replace splits by cached HashSets whose fingerprint still matches the file
+    # replace splits by cached HashSets, checked image by image against the file (refresh)
     if not getattr(args, "hashes", None):
         return dict(inputs.splits)
-    cache = load_many(args.hashes)
+    from . import backend as backends
+
+    cache = load_many(args.hashes, name="--hashes", complete=True)
+    be = backends.resolve(args.backend)
     out = {}
     for name, dataset in inputs.splits.items():
-        source = as_source(dataset, f"--split {name}")
         cached = cache.get(name)
-        if cached is not None and cached.fingerprint == fingerprint(source) \
-                and cached.count == source.count:
-            cached.source = source  # for byte verification and thumbnails
-            out[name] = cached
-            _say(args, f"hashes of {name}: reused from {args.hashes}")
-        else:
-            why = "not in the cache" if cached is None else "stale (the file changed)"
-            _say(args, f"hashes of {name}: {why}; hashing again")
+        if cached is None:
+            _say(args, f"hashes of {name}: not in the cache; hashing again")
             out[name] = dataset
+            continue
+        source = as_source(dataset, f"--split {name}")
+        out[name], changed = refresh(cached, source, be, progress=_progress(args))
+        if changed is None:
+            _say(args, f"hashes of {name}: stale (the cache holds {cached.count} images of "
+                       f"shape {cached.image_shape}, the split {source.count} of "
+                       f"{source.image_shape}); hashed again")
+        elif changed.size:
+            _say(args, f"hashes of {name}: stale for {changed.size} of {source.count} images "
+                       f"(changed since hashing); rehashed them, reused the rest from "
+                       f"{args.hashes}")
+        else:
+            _say(args, f"hashes of {name}: reused from {args.hashes} (all {source.count} "
+                       "images unchanged)")
     return out
 
 
 def _run_scan(args, inputs: _Inputs):
     splits = _with_cached_hashes(args, inputs)
     return scan(splits, labels=inputs.labels or None, threshold=args.threshold,
-                backend=args.backend, progress=_progress(args))
+                near=not args.exact_only, backend=args.backend, progress=_progress(args))
+
+
+def _summary_stream(args):
+    # a report streamed to standard output must stay parseable: the summary goes to stderr
+    to_stdout = any(getattr(args, o, None) == "-" for o in ("json", "csv", "html"))
+    return sys.stderr if to_stdout else sys.stdout
+
+
+def _found(report, what: list[str]) -> list[str]:
+    """Which of ``what`` (FAIL_ON names) the report holds."""
+    counts = {
+        "leaks": sum(len(ov) for ov in report.overlaps.values()),
+        "duplicates": sum(len(ov) for ov in report.duplicates.values()),
+        "conflicts": len(report.conflicts),
+    }
+    return [f"{counts[w]} {w[:-1] if counts[w] == 1 else w}" for w in what if counts[w]]
 
 
 def _write_reports(args, report) -> None:
@@ -128,7 +183,7 @@ def _write_reports(args, report) -> None:
         path = getattr(args, option, None)
         if path:
             _refuse_input(args, path, f"--{option}")
-            method(path)
+            method(path, **({"max_rows": args.max_rows} if option == "html" else {}))
             _say(args, f"{option.upper()} report written to {path}")
 
 
@@ -145,9 +200,15 @@ def _cmd_scan(args) -> int:
     inputs = _open_inputs(args)
     with inputs.handle:
         report = _run_scan(args, inputs)
+        stream = _summary_stream(args)
         _say(args)
-        print(report)
+        print(report, file=stream)
         _write_reports(args, report)
+    found = _found(report, args.fail_on)
+    if found:
+        print(f"gpudedup: found {', '.join(found)} (--fail-on {','.join(args.fail_on)}): "
+              f"exit status {EXIT_FOUND}", file=sys.stderr)
+        return EXIT_FOUND
     return 0
 
 
@@ -162,17 +223,26 @@ def _cmd_clean(args) -> int:
         raise UsageError(f"--{exc}") from None
     with inputs.handle:
         report = _run_scan(args, inputs)
-        masks = keep_masks(report, priority, keep_conflicts=args.keep_conflicts)
+        plan = plan_clean(report, priority, keep_conflicts=args.keep_conflicts)
         _write_reports(args, report)
-    kept = write_clean(args.file, args.output, inputs.specs, masks, threshold=args.threshold)
+    stream = _summary_stream(args)
     _say(args)
-    print(report)
-    print()
-    print(f"{'split':<12}{'images':>10}{'kept':>10}{'removed':>10}")
-    for spec in inputs.specs:
-        total = report.splits[spec.name].count
-        print(f"{spec.name:<12}{total:>10}{kept[spec.name]:>10}{total - kept[spec.name]:>10}")
-    print(f"\ncleaned file written to {args.output}")
+    print(report, file=stream)
+    print(file=stream)
+    print("dry run: nothing written; a real run would do this:" if args.dry_run
+          else "plan:", file=stream)
+    print(plan, file=stream)
+    try:
+        plan.check(args.max_removed, name="--max-removed")
+    except RemovalLimitError as exc:
+        if not args.dry_run:
+            raise
+        print(f"note: a real run would stop here: {exc}", file=stream)
+    if args.dry_run:
+        return 0
+    write_clean(args.file, args.output, inputs.specs, plan.keep,
+                threshold=args.threshold)
+    print(f"\ncleaned file written to {args.output}", file=stream)
     return 0
 
 
@@ -203,14 +273,14 @@ def _cmd_demo(args) -> int:
     for line in data.planted:
         print(f"  - {line}")
     report = scan(data.splits, labels=data.labels, threshold=args.threshold,
-                  backend=args.backend, progress=_progress(args))
+                  near=not args.exact_only, backend=args.backend, progress=_progress(args))
     print()
     print("Found:")
     found = [("leak", a, b, ov) for (a, b), ov in report.overlaps.items()]
     found += [("duplicate", name, name, ov) for name, ov in report.duplicates.items()]
     for what, a, b, ov in found:
         for (i, j), d, exact in zip(ov, ov.distance.tolist(), ov.exact.tolist()):
-            kind = "exact" if exact else f"near (distance {d})"
+            kind = "exact copy" if exact else f"near copy (phash distance {d})"
             print(f"  - {what} {a}[{i}] ~ {b}[{j}]: {kind}")
     for c in report.conflicts:
         print(f"  - label conflict {c.a}[{c.i}] (label {c.label_a}) vs {c.b}[{c.j}] "
@@ -229,10 +299,39 @@ def _cmd_demo(args) -> int:
 # ---------------------------------------------------------------------------- parser
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+#: exit statuses: 0 done, 1 --fail-on found what it names, 2 an error, 130/143 interrupted
+EXIT_FOUND = 1
+EXIT_ERROR = 2
+FAIL_ON = ("leaks", "duplicates", "conflicts")
+
+EXAMPLES = {
+    "scan": """examples:
+  gpudedup scan data.h5                           # splits and labels found by layout
+  gpudedup scan data.h5 --split train=/x_train --split test=/x_test --html report.html
+  gpudedup scan data.h5 --exact-only --fail-on leaks    # exit 1 when test leaks into train
+  gpudedup scan data.h5 --hashes data.hashes.h5 --json - | jq .summary""",
+    "clean": """examples:
+  gpudedup clean data.h5 -o data.clean.h5 --dry-run     # the plan, nothing written
+  gpudedup clean data.h5 -o data.clean.h5               # stops if a split would lose > 10%
+  gpudedup clean data.h5 -o data.clean.h5 --max-removed 0.5 --priority test,train""",
+    "hash": """examples:
+  gpudedup hash data.h5 -o data.hashes.h5
+  gpudedup scan data.h5 --hashes data.hashes.h5   # reuses the hashes of unchanged images""",
+    "demo": """examples:
+  gpudedup demo
+  gpudedup demo --html demo.html --json demo.json""",
+}
+
+
+def _add_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
                         help=f"largest Hamming distance of a near pair (default "
                              f"{DEFAULT_THRESHOLD})")
+    parser.add_argument("--exact-only", action="store_true",
+                        help="only byte-identical images, no near duplicates")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=BACKENDS, default="auto")
     noise = parser.add_mutually_exclusive_group()
     noise.add_argument("--progress", action="store_true",
@@ -240,54 +339,104 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     noise.add_argument("--quiet", action="store_true", help="no progress bars or notes")
 
 
-def _add_inputs(parser: argparse.ArgumentParser) -> None:
+def _add_inputs(parser: argparse.ArgumentParser, *, cache: bool = True) -> None:
     parser.add_argument("file", metavar="FILE.h5", help="HDF5 file holding the splits")
     parser.add_argument("--split", action="append", metavar="NAME=/dataset",
                         help="a split and its images dataset (repeat; default: found by layout)")
     parser.add_argument("--labels", action="append", metavar="NAME=/dataset",
                         help="labels of a split (repeat; default: found by layout)")
-    parser.add_argument("--hashes", metavar="HASHES.h5",
-                        help="reuse hashes saved by `gpudedup hash` while the file is unchanged")
+    if cache:
+        parser.add_argument("--hashes", metavar="HASHES.h5",
+                            help="reuse hashes saved by `gpudedup hash` for unchanged images")
 
 
 def _add_reports(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", metavar="OUT", help="write the JSON report")
-    parser.add_argument("--csv", metavar="OUT", help="write every pair as CSV")
+    parser.add_argument("--json", metavar="OUT", help="write the JSON report (- for stdout)")
+    parser.add_argument("--csv", metavar="OUT", help="write every pair as CSV (- for stdout)")
     parser.add_argument("--html", metavar="OUT", help="write the HTML report with thumbnails")
+    parser.add_argument("--max-rows", type=_count, default=100, metavar="N",
+                        help="pairs shown per section of the HTML report (default 100)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
+    return value
+
+
+def _fail_on(text: str) -> list[str]:
+    chosen = [t for t in text.split(",") if t]
+    unknown = [t for t in chosen if t not in FAIL_ON]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"expected some of {','.join(FAIL_ON)}, got {text!r}")
+    return chosen
+
+
+def _subcommand(sub, name: str, help_text: str):
+    return sub.add_parser(name, help=help_text, description=help_text.capitalize() + ".",
+                          epilog=EXAMPLES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gpudedup",
         description="Find leaked, duplicated and near-duplicated images in dataset splits.",
+        epilog="exit status: 0 done; 1 --fail-on found what it names; 2 an error (one line "
+               "on stderr); 130 interrupted (SIGINT), 143 terminated (SIGTERM)",
     )
     parser.add_argument("--version", action="version", version=f"gpudedup {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    cmd = sub.add_parser("scan", help="report leaks, duplicates and label conflicts")
+    cmd = _subcommand(sub, "scan", "report leaks, duplicates and label conflicts")
     _add_inputs(cmd)
+    _add_search(cmd)
     _add_common(cmd)
     _add_reports(cmd)
+    cmd.add_argument("--fail-on", type=_fail_on, default=[], metavar="WHAT",
+                     help="exit with status 1 when the scan finds any of WHAT: a comma list "
+                          "of leaks, duplicates, conflicts")
     cmd.set_defaults(run=_cmd_scan)
 
-    cmd = sub.add_parser("clean", help="write a copy without leaks and duplicates")
+    cmd = _subcommand(sub, "clean", "write a copy without leaks and duplicates")
     _add_inputs(cmd)
     cmd.add_argument("-o", "--output", required=True, metavar="OUT.h5")
     cmd.add_argument("--priority", metavar="A,B,...",
                      help="splits that keep a leaked image, first wins (default test,valid,train)")
     cmd.add_argument("--keep-conflicts", action="store_true",
                      help="keep one image of duplicate groups whose labels differ")
+    cmd.add_argument("--dry-run", action="store_true",
+                     help="print what would be removed and why; write nothing")
+    cmd.add_argument("--max-removed", type=_share, default=DEFAULT_MAX_REMOVED, metavar="SHARE",
+                     help=f"stop before writing if any split would lose more than this share "
+                          f"of its images (default {DEFAULT_MAX_REMOVED:g})")
+    _add_search(cmd)
     _add_common(cmd)
     _add_reports(cmd)
     cmd.set_defaults(run=_cmd_clean)
 
-    cmd = sub.add_parser("hash", help="save the hashes of every split for later scans")
-    _add_inputs(cmd)
+    cmd = _subcommand(sub, "hash", "save the hashes of every split for later scans")
+    _add_inputs(cmd, cache=False)
     cmd.add_argument("-o", "--output", required=True, metavar="HASHES.h5")
     _add_common(cmd)
     cmd.set_defaults(run=_cmd_hash)
 
-    cmd = sub.add_parser("demo", help="run a scan on a built-in demo dataset")
+    cmd = _subcommand(sub, "demo", "run a scan on a built-in demo dataset")
+    _add_search(cmd)
     _add_common(cmd)
     cmd.add_argument("--seed", type=int, default=0, help="seed of the demo data")
     cmd.add_argument("--json", metavar="OUT", help="also write the JSON report")

@@ -28,3 +28,7 @@ class FileError(GpudedupError, OSError):
 
 class BackendError(GpudedupError, RuntimeError):
     """The backend asked for cannot run here (no GPU, CuPy missing)."""
+
+
+class MissingDependencyError(GpudedupError, ImportError):
+    """An optional package a call needs is not installed (the message says how to get it)."""

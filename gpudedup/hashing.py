@@ -103,8 +103,11 @@ def _raise_on_nonfinite(bad: np.ndarray, start: int, source: ImageSource) -> Non
 
 def compute_hashes(source: ImageSource, be: backends.Backend, *, digests: bool = True,
                    phashes: bool = True, batch_size: int | None = None,
-                   progress: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
+                   progress: bool = False,
+                   label: str | None = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Digests ``(N, 2)`` and/or phashes ``(N,)`` of every image of ``source``, as host arrays.
+
+    ``label`` names the images on the progress bar (default: the source's argument name).
 
     NaN or inf in a float image raises ValueError naming the source and the image.
     """
@@ -134,7 +137,7 @@ def compute_hashes(source: ImageSource, be: backends.Backend, *, digests: bool =
             out["digest"] = _digest_batch(batch, seed, be)
         return out
 
-    bar = tqdm(total=n, desc=f"hashing {source.name}", unit="img", disable=not progress,
+    bar = tqdm(total=n, desc=f"hashing {label or source.name}", unit="img", disable=not progress,
                leave=False)
     with bar:
         for start, result in be.map_batches(source.batches(batch_size, align=not chosen),
@@ -157,10 +160,11 @@ def _open(images, backend: str, batch_size) -> tuple[ImageSource, backends.Backe
 
 
 def hash_source(source: ImageSource, be: backends.Backend, *, digests: bool = True,
-                phashes: bool = True, batch_size=None, progress=False) -> HashSet:
+                phashes: bool = True, batch_size=None, progress=False,
+                label: str | None = None) -> HashSet:
     """Hash ``source`` into a :class:`HashSet` that keeps the source for verification."""
     dig, ph = compute_hashes(source, be, digests=digests, phashes=phashes,
-                             batch_size=batch_size, progress=progress)
+                             batch_size=batch_size, progress=progress, label=label)
     if ph is None:
         ph = np.zeros(source.count, dtype=np.uint64)
     return HashSet(ph, dig, image_shape=source.image_shape, dtype=source.dtype, source=source,

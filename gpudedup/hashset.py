@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from .errors import InputError
-from .fileio import atomic_path
+from .fileio import h5_output
 from .sources import ImageSource, open_h5_file
 
 FORMAT = "gpudedup-hashset"
@@ -79,7 +79,15 @@ class HashSet:
 
     @classmethod
     def load(cls, path) -> HashSet:
-        """Read a HashSet written by :meth:`save`."""
+        """Read a HashSet written by :meth:`save`.
+
+        Raises
+        ------
+        InputError
+            Not a HashSet file, or a part of it missing or damaged (refused as a whole).
+        FileError
+            The file cannot be read (permission denied, locked by a writer).
+        """
         sets = load_many(path)
         if "" not in sets:
             raise InputError(f"path: {os.fspath(path)!r} holds several HashSets "
@@ -87,6 +95,8 @@ class HashSet:
         return sets[""]
 
     def _write(self, group) -> None:
+        import h5py
+
         group.attrs["description"] = self.description
         group.attrs["convention"] = self.convention
         if self.fingerprint is not None:
@@ -98,22 +108,74 @@ class HashSet:
         group.create_dataset("phash", data=self.phashes)
         if self.digests is not None:
             group.create_dataset("digest", data=self.digests)
+        # what was written, so that a part removed later is noticed on load
+        parts = ["phash"] + (["digest"] if self.digests is not None else []) \
+            + (["image_shape"] if self.image_shape is not None else []) \
+            + (["dtype"] if self.dtype is not None else [])
+        group.attrs["parts"] = np.array(parts, dtype=h5py.string_dtype())
 
     @classmethod
-    def _read(cls, group) -> HashSet:
+    def _read(cls, group, broken) -> HashSet:
+        # every part is checked before it is used: a damaged or edited file is refused as a
+        # whole (``broken(what)`` makes the error), never half used
+        import h5py
+
         attrs = group.attrs
+        where = group.name.rstrip("/")
+        # files written before "parts" was recorded hold at least the phashes
+        parts = {_text(p) for p in np.atleast_1d(attrs.get("parts", ["phash"]))} | {"phash"}
+        missing = [f"{where}/{p}" for p in ("phash", "digest") if p in parts and p not in group]
+        missing += [f"the {p} attribute" for p in ("image_shape", "dtype")
+                    if p in parts and p not in attrs]
+        if missing:
+            raise broken(f"lacks {', '.join(missing)} (removed or never written)")
+        arrays = {}
+        for part in ("phash", "digest"):
+            if part not in group:
+                continue
+            obj = group[part]
+            if not isinstance(obj, h5py.Dataset):
+                raise broken(f"has a group at {where}/{part}, where a dataset belongs")
+            if obj.dtype.kind not in "iu" or obj.dtype.itemsize != 8:
+                raise broken(f"has {where}/{part} of dtype {obj.dtype}, not uint64")
+            try:
+                arrays[part] = obj[()]
+            except OSError as exc:
+                raise broken(f"cannot read {where}/{part} ({exc})") from None
+        phashes, digests = arrays["phash"], arrays.get("digest")
+        if phashes.ndim != 1:
+            raise broken(f"has {where}/phash of shape {phashes.shape}, not (N,)")
+        if digests is not None and digests.shape != (phashes.shape[0], 2):
+            raise broken(f"has {where}/digest of shape {digests.shape} but "
+                         f"{phashes.shape[0]} phashes; expected ({phashes.shape[0]}, 2)")
         shape = attrs.get("image_shape")
+        if shape is not None:
+            shape = np.atleast_1d(shape)
+            if shape.dtype.kind not in "iu" or shape.size not in (2, 3) or (shape <= 0).any():
+                raise broken(f"has a bad image_shape attribute {shape.tolist()} on {where or '/'}")
+            shape = tuple(int(v) for v in shape)
+        dtype = attrs.get("dtype")
+        if dtype is not None:
+            try:
+                dtype = np.dtype(_text(dtype))
+            except TypeError:
+                raise broken(f"has a bad dtype attribute {dtype!r} on {where or '/'}") from None
+        fingerprint_text = attrs.get("fingerprint")
         hs = cls(
-            group["phash"][()],
-            group["digest"][()] if "digest" in group else None,
-            image_shape=tuple(shape) if shape is not None else None,
-            dtype=attrs.get("dtype"),
-            description=str(attrs.get("description", "")),
-            convention=str(attrs.get("convention", "")),
-            fingerprint=attrs.get("fingerprint"),
+            phashes,
+            digests,
+            image_shape=shape,
+            dtype=dtype,
+            description=_text(attrs.get("description", "")),
+            convention=_text(attrs.get("convention", "")),
+            fingerprint=None if fingerprint_text is None else _text(fingerprint_text),
         )
         hs.source = _reopen(hs)
         return hs
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _reopen(hs: HashSet) -> ImageSource | None:
@@ -136,7 +198,9 @@ def save_many(path, sets: dict[str, HashSet]) -> None:
     """Write named HashSets to one HDF5 file, each in a group of its name ("" = the root)."""
     import h5py
 
-    with atomic_path(path, ".h5.tmp") as tmp, h5py.File(tmp, "w") as out:
+    need = sum(hs.phashes.nbytes + (hs.digests.nbytes if hs.digests is not None else 0)
+               for hs in sets.values())
+    with h5_output(path, need=need) as out:
         out.attrs["format"] = FORMAT
         out.attrs["format_version"] = FORMAT_VERSION
         out.attrs["sets"] = np.array(list(sets), dtype=h5py.string_dtype())
@@ -144,15 +208,124 @@ def save_many(path, sets: dict[str, HashSet]) -> None:
             hs._write(out.require_group("/" + name) if name else out)
 
 
-def load_many(path) -> dict[str, HashSet]:
-    """Read every HashSet of a file written by :func:`save_many` (or ``HashSet.save``)."""
+def load_many(path, *, name: str = "path", complete: bool = False) -> dict[str, HashSet]:
+    """Read every HashSet of a file written by :func:`save_many` (or ``HashSet.save``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    name : str
+        The argument or option that named it, for error messages.
+    complete : bool
+        Also require what a scan cache needs to check its hashes against the images: digests,
+        image shape and dtype.
+
+    Returns
+    -------
+    dict of str to HashSet
+
+    Raises
+    ------
+    InputError
+        Not a HashSet file, or a part of one missing or damaged: the file is refused as a
+        whole, with how to rebuild it.
+    FileError
+        The file cannot be read (permission denied, locked).
+    """
     path = os.fspath(path)
-    with open_h5_file(path, "path") as handle:
-        if handle.attrs.get("format") != FORMAT:
-            raise InputError(f"path: {path!r} is not a gpudedup HashSet file")
-        names = [n.decode() if isinstance(n, bytes) else str(n)
-                 for n in handle.attrs.get("sets", [""])]
-        return {name: HashSet._read(handle["/" + name] if name else handle) for name in names}
+    rebuild = f"rebuild it with `gpudedup hash FILE.h5 -o {path}`"
+    with open_h5_file(path, name) as handle:
+        if _text(handle.attrs.get("format", "")) != FORMAT:
+            raise InputError(f"{name}: {path!r} is not a gpudedup HashSet file (it lacks the "
+                             f"format attribute {FORMAT!r}); make one with `gpudedup hash "
+                             f"FILE.h5 -o {path}`")
+        version = handle.attrs.get("format_version", FORMAT_VERSION)
+        if not np.issubdtype(np.asarray(version).dtype, np.integer) or version > FORMAT_VERSION:
+            raise InputError(f"{name}: {path!r} has HashSet format version {version!r}; this "
+                             f"gpudedup reads version {FORMAT_VERSION} and older; {rebuild}")
+        names = [_text(n) for n in np.atleast_1d(handle.attrs.get("sets", [""]))]
+        sets = {}
+        for set_name in names:
+            label = f" (split {set_name!r})" if set_name else ""
+
+            def broken(what, label=label):
+                return InputError(f"{name}: {path!r}{label} {what}; {rebuild}")
+
+            group = handle.get("/" + set_name) if set_name else handle
+            if group is None or not hasattr(group, "keys"):
+                raise broken(f"lists a set {set_name!r} but has no group /{set_name}")
+            hs = HashSet._read(group, broken)
+            if complete:
+                lacking = [what for what, value in (("digests", hs.digests),
+                                                    ("the image shape", hs.image_shape),
+                                                    ("the dtype", hs.dtype)) if value is None]
+                if lacking:
+                    raise broken(f"has no {' or '.join(lacking)}, so its hashes cannot be "
+                                 "checked against the images")
+            sets[set_name] = hs
+        return sets
+
+
+def refresh(cached: HashSet, source: ImageSource, be, *,
+            progress: bool = False) -> tuple[HashSet, np.ndarray | None]:
+    """Bring cached hashes up to date with the images they were made from.
+
+    Every image is read again and digested (cheap beside the perceptual hash); stored phashes
+    are reused only for images whose digest is unchanged, and the changed images are hashed
+    again, so the result equals hashing ``source`` afresh.
+
+    Parameters
+    ----------
+    cached : HashSet
+        Hashes saved earlier (with digests) of the same split.
+    source : ImageSource
+        The images now.
+    be : Backend
+        Where to hash.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    hashes : HashSet
+        Hashes of ``source`` as they are now, keeping ``source`` for verification.
+    changed : numpy.ndarray of int64 or None
+        Indices of the images that changed and were hashed again; None when the cache did not
+        fit the images at all (other count, image shape, dtype or phash convention) and
+        everything was hashed again.
+
+    Raises
+    ------
+    InputError
+        ``cached`` has no digests, so there is nothing to check the images against.
+    """
+    from .hashing import compute_hashes, hash_source, phash_convention
+
+    if cached.digests is None:
+        raise InputError("cached: the HashSet has no digests, so its hashes cannot be checked "
+                         "against the images; hash them again")
+    if (cached.count != source.count or cached.image_shape != source.image_shape
+            or cached.dtype != source.dtype or cached.convention != phash_convention()):
+        return hash_source(source, be, progress=progress), None
+    digests, _ = compute_hashes(source, be, phashes=False, progress=progress)
+    changed = np.flatnonzero((digests != cached.digests).any(axis=1))
+    phashes = cached.phashes.copy()
+    if 2 * changed.size > source.count:
+        # most images changed: one streamed pass reads each chunk once
+        phashes = compute_hashes(source, be, digests=False, progress=progress)[1]
+    else:
+        # only the changed images, a batch at a time (memory stays bounded)
+        step = source.default_batch_size()
+        for k in range(0, changed.size, step):
+            rows = changed[k:k + step]
+            part = ImageSource(name=source.name, data=source.take(rows),
+                               description=source.description)
+            phashes[rows] = compute_hashes(part, be, digests=False)[1]
+    hashes = HashSet(phashes, digests, image_shape=source.image_shape, dtype=source.dtype,
+                     source=source, description=source.description,
+                     convention=phash_convention(), fingerprint=fingerprint(source))
+    return hashes, changed
 
 
 def fingerprint(source: ImageSource) -> str | None:

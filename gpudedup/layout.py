@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import InputError
+from .sources import dangling_link
 
 #: split names in priority order, with the spellings people use for them
 SPLIT_NAMES = {
@@ -51,21 +52,42 @@ def _is_labels(handle, path: str | None, count: int) -> bool:
     return isinstance(obj, h5py.Dataset) and obj.ndim >= 1 and obj.shape[0] == count
 
 
-def find_splits(handle) -> list[SplitSpec]:
-    """The splits of an open HDF5 file, in train/valid/test order, by the usual layouts."""
+def find_splits(handle, notes: list[str] | None = None) -> list[SplitSpec]:
+    """The splits of an open HDF5 file, in train/valid/test order, by the usual layouts.
+
+    Parameters
+    ----------
+    handle : h5py.File
+        The open file.
+    notes : list of str, optional
+        Receives a line for each dangling link found where a split or its labels would be
+        (``handle.get`` sees nothing there, so it would be skipped without a word).
+
+    Returns
+    -------
+    list of SplitSpec
+    """
     found = []
     for name, spellings in SPLIT_NAMES.items():
-        spec = _find_one(handle, name, spellings)
+        spec = _find_one(handle, name, spellings, notes if notes is not None else [])
         if spec is not None:
             found.append(spec)
     return found
 
 
-def _find_one(handle, name: str, spellings) -> SplitSpec | None:
+def _note_dangling(handle, path: str, what: str, notes: list[str]) -> None:
+    if handle.get(path) is None:
+        why = dangling_link(handle, path)
+        if why is not None:
+            notes.append(f"{why}, so it is not used as {what}")
+
+
+def _find_one(handle, name: str, spellings, notes: list[str]) -> SplitSpec | None:
     for spelled in spellings:
         for images, labels in PATTERNS:
             image_path = "/" + images.format(s=spelled)
             if not _is_images(handle, image_path):
+                _note_dangling(handle, image_path, f"the {name} split", notes)
                 continue
             count = handle[image_path].shape[0]
             guesses = [labels] if labels else list(LABEL_GUESSES)
@@ -73,6 +95,7 @@ def _find_one(handle, name: str, spellings) -> SplitSpec | None:
                 label_path = "/" + guess.format(s=spelled)
                 if _is_labels(handle, label_path, count):
                     return SplitSpec(name, image_path, label_path)
+                _note_dangling(handle, label_path, f"the labels of {name}", notes)
             return SplitSpec(name, image_path, None)
     return None
 
@@ -88,3 +111,63 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, str]:
             raise InputError(f"{option}: split {name!r} given twice")
         out[name] = path if path.startswith("/") else "/" + path
     return out
+
+
+#: (images name, labels name) pairs tried on the last part of an images path; "{}" is the rest
+#: of the name
+_LABEL_RENAMES = (
+    ("x_{}", "y_{}"), ("X_{}", "y_{}"), ("{}_x", "{}_y"), ("{}_X", "{}_y"),
+    ("{}_images", "{}_labels"), ("{}_imgs", "{}_labels"), ("{}_dataset", "{}_labels"),
+    ("{}_data", "{}_labels"), ("images", "labels"), ("x", "y"), ("X", "y"), ("data", "labels"),
+    ("{}", "{}_labels"),
+)
+
+
+def _renamed(name: str, images: str, labels: str) -> str | None:
+    if "{}" not in images:
+        return labels if name == images else None
+    head, _, tail = images.partition("{}")
+    if len(name) > len(head) + len(tail) and name.startswith(head) and name.endswith(tail):
+        return labels.format(name[len(head):len(name) - len(tail)])
+    return None
+
+
+def guess_labels(handle, split_name: str, images_path: str, count: int) -> str | None:
+    """The labels dataset of a split whose images are at ``images_path``, guessed by name.
+
+    Tried in order: the images' name with its images part renamed (``/x_train`` ->
+    ``/y_train``, ``/train_images`` -> ``/train_labels``, ``/train/images`` ->
+    ``/train/labels``, ``/mnist/x`` -> ``/mnist/y``), then the split name's usual label names
+    at the top of the file (LABEL_GUESSES: ``/train_labels``, ``/y_train``, ...). A guess counts
+    only when it is a dataset with ``count`` entries along its first axis.
+
+    Parameters
+    ----------
+    handle : h5py.File
+    split_name : str
+    images_path : str
+        The images dataset, such as ``"/x_train"``.
+    count : int
+        The number of images.
+
+    Returns
+    -------
+    str or None
+        The labels path, or None when no guess fits.
+    """
+    parent, _, name = images_path.rstrip("/").rpartition("/")
+    guesses = []
+    for images, labels in _LABEL_RENAMES:
+        renamed = _renamed(name, images, labels)
+        if renamed is not None:
+            guesses.append(f"{parent}/{renamed}")
+    guesses += ["/" + g.format(s=split_name) for g in LABEL_GUESSES]
+    for guess in dict.fromkeys(guesses):  # in order, once each
+        if guess == images_path:
+            continue
+        try:
+            if _is_labels(handle, guess, count):
+                return guess
+        except (KeyError, OSError):  # a dangling link is no guess
+            continue
+    return None

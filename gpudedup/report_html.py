@@ -10,21 +10,22 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from ._version import __version__
 from .checks import check_count
-from .results import conflict_mask, label_value
+from .results import describe_mode
+from .schema import pair_rows, sections
 
 #: small images are enlarged (nearest neighbour, whole factor) to about this long side
 SMALL_SIDE = 96
 #: large images are reduced to this long side
 LARGE_SIDE = 128
 
-SECTIONS = {"conflict": "label conflict", "leak": "leak", "duplicate": "duplicate"}
+SECTION_TAGS = {"exact_leak": "exact leak", "near_leak": "near leak",
+                "exact_duplicate": "exact duplicate", "near_duplicate": "near duplicate"}
 
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -47,83 +48,66 @@ figcaption { font-family: ui-monospace, monospace; font-size: 12px; }
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
 
-class _Row(NamedTuple):
-    section: str
-    a: str
-    i: int
-    b: str
-    j: int
-    distance: int
-    exact: bool
+def render_html(report, *, max_rows: int = 100) -> str:
+    """A self-contained HTML page of a scan: the summary, then each section's pairs side by side.
 
-
-def render_html(report, *, max_pairs: int = 500) -> str:
-    """A self-contained HTML page of a scan: the summary, then each pair side by side.
-
-    Pairs come in this order: label conflicts, leaks between splits (in the report's split-pair
-    order), duplicates inside splits; inside each split pair, exact before near, then by
-    ``(i, j)``. Each row shows both images as inline PNG thumbnails (a placeholder for a split
-    known only by its hashes), their split names and indices, the distance, exact or near, and
-    the labels when known.
+    Sections come in the order of ``gpudedup.schema.SECTIONS``: exact leaks between splits,
+    near leaks, exact duplicates inside a split, near duplicates; near pairs most alike first.
+    Label conflicts are marked in every section. Each row shows both images as inline PNG
+    thumbnails (a placeholder for a split known only by its hashes), their split names and
+    indices, the distance, exact or near, and the labels when known.
 
     Parameters
     ----------
     report : Report
-        What :func:`gpudedup.scan` returned.
-    max_pairs : int
-        Most pairs shown; a note says how many there were. Only the images shown are read, one
-        ``take`` per split.
+        What :func:`gpudedup.scan` returned. Only its public attributes are read.
+    max_rows : int
+        Most pairs shown per section; a note in each capped section says how many were left
+        out and how to see them all. Only the images shown are read, one ``take`` per split.
 
     Returns
     -------
     str
         The page, UTF-8 text with no external references.
     """
-    rows, total = _select_rows(report, check_count(max_pairs, "max_pairs"))
-    images = _thumbnails(report, rows)
-    parts = [
+    body = _body(report, check_count(max_rows, "max_rows"))
+    return "\n".join([
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_CSP}\">",
         f"<title>gpudedup report</title><style>{_STYLE}</style></head><body>",
-        _summary_html(report),
-        _pairs_html(report, rows, total, images),
+        body,
         "</body></html>\n",
-    ]
-    return "\n".join(parts)
+    ])
+
+
+def render_fragment(report, *, max_rows: int = 5) -> str:
+    """The page's body alone (summary and the first ``max_rows`` pairs of each section), with
+    its style scoped to it: what a notebook shows for a Report."""
+    scoped = _STYLE.replace("body {", ".gpudedup-report {")
+    return (f"<div class=\"gpudedup-report\"><style>{scoped}</style>"
+            f"{_body(report, max_rows)}</div>")
+
+
+def _body(report, max_rows: int) -> str:
+    chosen = [(section, list(pair_rows(report, section, max_rows)))
+              for section in sections(report)]
+    images = _thumbnails(report, [row for _, rows in chosen for row in rows])
+    return "\n".join([_summary_html(report), _sections_html(chosen, max_rows, images)])
 
 
 def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _select_rows(report, max_pairs: int) -> tuple[list[_Row], int]:
-    """The first ``max_pairs`` rows in display order, and how many pairs there are in all."""
-    groups = [(a, b, ov) for (a, b), ov in report.overlaps.items()]
-    groups += [(name, name, ov) for name, ov in report.duplicates.items()]
-    # exact first (~exact sorts False first), then (i, j)
-    orders = [np.lexsort((ov.right, ov.left, ~ov.exact)) for _, _, ov in groups]
-    conflicts = [conflict_mask(report.labels, a, b, ov) for a, b, ov in groups]
-    rows, total = [], 0
-    for conflict_pass in (True, False):  # conflicts first, then everything else
-        for (a, b, ov), order, conflict in zip(groups, orders, conflicts):
-            chosen = order[(conflict if conflict_pass else ~conflict)[order]]
-            total += chosen.size
-            section = "conflict" if conflict_pass else ("leak" if a != b else "duplicate")
-            for k in chosen[:max(0, max_pairs - len(rows))].tolist():
-                rows.append(_Row(section, a, int(ov.left[k]), b, int(ov.right[k]),
-                                 int(ov.distance[k]), bool(ov.exact[k])))
-    return rows, total
-
-
-def _thumbnails(report, rows: list[_Row]) -> dict[tuple[str, int], tuple[str, int, int]]:
+def _thumbnails(report, rows: list[dict]) -> dict[tuple[str, int], tuple[str, int, int]]:
     """``(split, index) -> (data URI, width, height)`` for each image shown; one read per split.
 
     Splits without a source (hashes only) are left out.
     """
     wanted: dict[str, set[int]] = {}
     for row in rows:
-        wanted.setdefault(row.a, set()).add(row.i)
-        wanted.setdefault(row.b, set()).add(row.j)
+        wanted.setdefault(row["a"], set()).add(row["i"])
+        wanted.setdefault(row["b"], set()).add(row["j"])
     out = {}
     for name, indices in wanted.items():
         source = report.sources.get(name)
@@ -169,12 +153,24 @@ def _summary_html(report) -> str:
     summary = report.summary()
     out = [
         "<h1>gpudedup report</h1>",
-        f"<p>threshold <b>{summary['threshold']}</b> (largest Hamming distance between 64-bit "
-        f"perceptual hashes of a near pair) &middot; gpudedup {_esc(__version__)}</p>",
-        "<table class=\"splits\"><tr><th>split</th><th>images</th><th>shape</th><th>dtype</th>"
-        "<th>source</th><th>duplicate pairs</th><th>exact</th><th>images in duplicates</th>"
-        "</tr>",
+        f"<p>looked for <b>{_esc(describe_mode(report))}</b> &middot; gpudedup "
+        f"{_esc(__version__)}</p>",
     ]
+    if summary["leaks"]:
+        out.append("<table class=\"leaks\"><tr><th>leak</th><th>pairs</th><th>exact</th>"
+                   "<th>near</th><th>images with a copy in the other split</th></tr>")
+        for leak in summary["leaks"]:
+            out.append(
+                f"<tr><td>{_esc(leak['a'])} &harr; {_esc(leak['b'])}</td>"
+                f"<td class=\"num\">{leak['pairs']}</td>"
+                f"<td class=\"num\">{leak['exact_pairs']}</td>"
+                f"<td class=\"num\">{leak['pairs'] - leak['exact_pairs']}</td>"
+                f"<td>{_esc(leak['a'])} {leak['a_images']}, "
+                f"{_esc(leak['b'])} {leak['b_images']}</td></tr>")
+        out.append("</table>")
+    out.append("<table class=\"splits\"><tr><th>split</th><th>images</th><th>shape</th>"
+               "<th>dtype</th><th>source</th><th>duplicate pairs</th><th>exact</th>"
+               "<th>images in duplicates</th></tr>")
     for name, info in report.splits.items():
         row = summary["splits"][name]
         shape = " &times; ".join(str(int(s)) for s in info.shape) or "&ndash;"
@@ -186,23 +182,15 @@ def _summary_html(report) -> str:
             f"<td class=\"num\">{row['exact_duplicate_pairs']}</td>"
             f"<td class=\"num\">{row['images_in_duplicate_groups']}</td></tr>")
     out.append("</table>")
-    if summary["leaks"]:
-        out.append("<table class=\"leaks\"><tr><th>leak</th><th>pairs</th><th>exact</th>"
-                   "<th>near</th><th>images (first / second split)</th></tr>")
-        for leak in summary["leaks"]:
-            out.append(
-                f"<tr><td>{_esc(leak['a'])} &rarr; {_esc(leak['b'])}</td>"
-                f"<td class=\"num\">{leak['pairs']}</td>"
-                f"<td class=\"num\">{leak['exact_pairs']}</td>"
-                f"<td class=\"num\">{leak['pairs'] - leak['exact_pairs']}</td>"
-                f"<td class=\"num\">{leak['a_images']} / {leak['b_images']}</td></tr>")
-        out.append("</table>")
-    out.append(f"<p class=\"counts\">label conflicts: <b>{summary['conflicts']}</b> &middot; "
-               f"duplicate groups: <b>{summary['groups']}</b></p>")
+    conflicts = ("no labels" if summary["conflicts"] is None
+                 else f"label conflicts: <b>{summary['conflicts']}</b>")
+    out.append(f"<p class=\"counts\">{conflicts} &middot; duplicate groups: "
+               f"<b>{summary['groups']}</b></p>")
     return "\n".join(out)
 
 
-def _image_cell(report, name: str, index: int, images, conflict: bool) -> str:
+def _image_cell(row: dict, side: str, images) -> str:
+    name, index = (row["a"], row["i"]) if side == "a" else (row["b"], row["j"])
     caption = f"{_esc(name)}[{index}]"
     shown = images.get((name, index))
     if shown is None:
@@ -211,32 +199,38 @@ def _image_cell(report, name: str, index: int, images, conflict: bool) -> str:
         uri, width, height = shown
         picture = (f"<img src=\"{uri}\" width=\"{width}\" height=\"{height}\" "
                    f"alt=\"{caption}\">")
-    labels = report.labels.get(name)
-    if labels is not None:
-        css = "label conflict" if conflict else "label"
-        caption += (f"<br><span class=\"{css}\">label "
-                    f"{_esc(label_value(labels[index]))}</span>")
+    label = row[f"label_{side}"]
+    if label is not None:
+        css = "label conflict" if row["conflict"] else "label"
+        caption += f"<br><span class=\"{css}\">label {_esc(label)}</span>"
     return f"<td class=\"image\"><figure>{picture}<figcaption>{caption}</figcaption></figure></td>"
 
 
-def _pairs_html(report, rows: list[_Row], total: int, images) -> str:
-    if total == 0:
+def _sections_html(chosen, max_rows: int, images) -> str:
+    if not any(section.total for section, _ in chosen):
         return "<p class=\"pairs-note\">No pairs found.</p>"
-    if len(rows) < total:
-        note = (f"<p class=\"note\">showing {len(rows)} of {total} pairs "
-                f"(max_pairs={len(rows)})</p>")
-    else:
-        note = f"<p class=\"pairs-note\">showing all {total} pairs</p>"
-    out = [note, "<table class=\"pairs\"><tr><th>#</th><th>kind</th><th>first</th>"
-           "<th>second</th><th>distance</th><th>match</th></tr>"]
-    for number, row in enumerate(rows, 1):
-        conflict = row.section == "conflict"
-        out.append(
-            f"<tr class=\"pair {row.section}\"><td class=\"num\">{number}</td>"
-            f"<td class=\"tag\">{SECTIONS[row.section]}</td>"
-            f"{_image_cell(report, row.a, row.i, images, conflict)}"
-            f"{_image_cell(report, row.b, row.j, images, conflict)}"
-            f"<td class=\"num\">{row.distance}</td>"
-            f"<td>{'exact' if row.exact else 'near'}</td></tr>")
-    out.append("</table>")
+    out = []
+    for section, rows in chosen:
+        if not section.total:
+            continue
+        out.append(f"<h2 id=\"{section.key}\">{_esc(section.title)}: {section.total}</h2>")
+        if len(rows) < section.total:
+            out.append(f"<p class=\"note\">showing the first {len(rows)} of {section.total} "
+                       f"(max_rows={max_rows}); every pair is in the CSV and JSON reports "
+                       f"(--csv, --json), or raise --max-rows</p>")
+        if not rows:
+            continue
+        out.append("<table class=\"pairs\"><tr><th>#</th><th>kind</th><th>first</th>"
+                   "<th>second</th><th>distance</th><th>match</th></tr>")
+        for number, row in enumerate(rows, 1):
+            css = f"pair {section.key}" + (" conflict" if row["conflict"] else "")
+            tag = SECTION_TAGS[section.key] + (" &middot; label conflict"
+                                               if row["conflict"] else "")
+            out.append(
+                f"<tr class=\"{css}\" data-section=\"{section.key}\">"
+                f"<td class=\"num\">{number}</td><td class=\"tag\">{tag}</td>"
+                f"{_image_cell(row, 'a', images)}{_image_cell(row, 'b', images)}"
+                f"<td class=\"num\">{row['distance']}</td>"
+                f"<td>{'exact' if row['exact'] else 'near'}</td></tr>")
+        out.append("</table>")
     return "\n".join(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -13,8 +14,10 @@ import numpy as np
 from numba import njit
 
 from ._version import __version__
-from .errors import InputError
-from .fileio import atomic_path
+from .errors import InputError, MissingDependencyError
+from .fileio import write_text
+from .labels import json_value, labels_differ
+from .schema import PAIR_COLUMNS, SCHEMA_VERSION, all_rows, csv_cell
 
 
 class Overlaps:
@@ -59,6 +62,19 @@ class Overlaps:
         kind = "inside one set" if self.self_join else "between two sets"
         return (f"Overlaps({len(self)} pairs {kind}, {int(self.exact.sum())} exact, "
                 f"threshold={self.threshold})")
+
+    def to_pandas(self):
+        """The pairs as a pandas DataFrame: columns left, right, distance, exact (needs pandas).
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.zeros((3, 8, 8), np.uint8)
+        >>> gd.find_overlaps(x).to_pandas().shape
+        (3, 4)
+        """
+        return _pandas().DataFrame({"left": self.left, "right": self.right,
+                                    "distance": self.distance, "exact": self.exact})
 
     @property
     def images_left(self) -> np.ndarray:
@@ -146,23 +162,20 @@ class SplitInfo:
 
 
 def label_value(value):
-    """A label as a plain Python value (for JSON, CSV and HTML)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value.item() if isinstance(value, np.generic) else value
+    """A label as a plain, JSON-safe Python value (for JSON, CSV and HTML): None where it is
+    unknown (NaN, ``""``), a list for a row. See :func:`gpudedup.labels.json_value`."""
+    return json_value(value)
 
 
 def conflict_mask(labels: dict, a: str, b: str, ov: Overlaps) -> np.ndarray:
     """Which pairs of ``ov`` (split ``a`` x split ``b``) join images with different labels;
-    False everywhere unless both splits have labels. Labels may be rows (one-hot, multi-label):
-    they differ when any element does."""
+    False everywhere unless both splits have labels. Unknown labels (NaN, ``""``) never differ;
+    rows (multi-label) differ when any element known on both sides does. The rule is
+    :func:`gpudedup.labels.labels_differ`."""
     la, lb = labels.get(a), labels.get(b)
     if la is None or lb is None or not len(ov):
         return np.zeros(len(ov), dtype=bool)
-    differ = np.asarray(la[ov.left] != lb[ov.right])
-    if differ.ndim > 1:
-        differ = differ.reshape(differ.shape[0], -1).any(axis=1)
-    return differ
+    return labels_differ(la[ov.left], lb[ov.right])
 
 
 @dataclass
@@ -179,8 +192,11 @@ class Report:
     labels : dict of str to ndarray
         The labels given for each split (only those given).
     threshold : int
+        The largest phash distance of a near pair (unused when ``near`` is False).
     sources : dict of str to ImageSource or None
         The images of each split, for thumbnails in the HTML report (None: hashes only).
+    exact, near : bool
+        What the scan looked for: exact (byte-identical) pairs, near pairs, or both.
     """
 
     splits: dict[str, SplitInfo]
@@ -189,6 +205,8 @@ class Report:
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     threshold: int = 0
     sources: dict[str, object] = field(default_factory=dict, repr=False)
+    exact: bool = True
+    near: bool = True
 
     def _all_pairs(self) -> Iterator[tuple[str, str, Overlaps]]:
         for name, ov in self.duplicates.items():
@@ -229,9 +247,18 @@ class Report:
         return [[(names[split_of[g]], int(g - offsets[split_of[g]])) for g in grp.tolist()]
                 for grp in groups]
 
+    @property
+    def mode(self) -> str:
+        """What the scan looked for: ``"exact+near"`` or ``"exact"`` (or ``"near"``)."""
+        return "+".join(m for m, on in (("exact", self.exact), ("near", self.near)) if on)
+
     def summary(self) -> dict:
-        """Counts per split, per pair of splits, and of label conflicts."""
-        conflicts = self.conflicts
+        """Counts per split, per pair of splits, and of label conflicts.
+
+        ``leaks`` counts, per pair of splits, the pairs and the distinct images of each side
+        that have a copy in the other (the number a user wants first: how many test images
+        have a copy in train). ``conflicts`` is None when no split has labels.
+        """
         splits = {}
         for name, info in self.splits.items():
             ov = self.duplicates.get(name)
@@ -241,6 +268,7 @@ class Report:
                 "exact_duplicate_pairs": int(ov.exact.sum()) if ov is not None else 0,
                 "images_in_duplicate_groups": int(np.union1d(ov.left, ov.right).size)
                 if ov is not None else 0,
+                "labels": name in self.labels,
             }
         leaks = [
             {"a": a, "b": b, "pairs": len(ov), "exact_pairs": int(ov.exact.sum()),
@@ -248,69 +276,109 @@ class Report:
             for (a, b), ov in self.overlaps.items()
         ]
         return {
-            "threshold": self.threshold,
+            "mode": self.mode,
+            "threshold": self.threshold if self.near else None,
             "splits": splits,
             "leaks": leaks,
             "groups": len(self.groups()),
-            "conflicts": len(conflicts),
+            "conflicts": len(self.conflicts) if self.labels else None,
         }
 
     def to_dict(self) -> dict:
-        """The report as a JSON-ready dict (the schema of ``to_json``)."""
-        pairs = []
-        for a, b, ov in self._all_pairs():
-            la = self.labels.get(a)
-            lb = self.labels.get(b)
-            conflict = conflict_mask(self.labels, a, b, ov).tolist()
-            for k in range(len(ov)):
-                i, j = int(ov.left[k]), int(ov.right[k])
-                row = {"a": a, "i": i, "b": b, "j": j, "distance": int(ov.distance[k]),
-                       "exact": bool(ov.exact[k])}
-                if la is not None and lb is not None:
-                    row["labels"] = [label_value(la[i]), label_value(lb[j])]
-                    row["conflict"] = conflict[k]
-                pairs.append(row)
+        """The report as a JSON-ready dict (the schema of ``to_json``, README "Reports").
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.random.default_rng(0).integers(0, 256, (4, 16, 16), dtype=np.uint8)
+        >>> rep = gd.scan({"train": x, "test": x[:1]})
+        >>> d = rep.to_dict()
+        >>> d["schema_version"], d["pairs"][0]["section"], d["pairs"][0]["exact"]
+        (1, 'exact_leak', True)
+        """
         return {
+            "schema_version": SCHEMA_VERSION,
             "version": __version__,
-            "threshold": self.threshold,
+            "mode": self.mode,
+            "threshold": self.threshold if self.near else None,
             "splits": {name: {"source": info.source, "count": info.count,
-                              "shape": list(info.shape), "dtype": info.dtype}
+                              "shape": list(info.shape), "dtype": info.dtype,
+                              "labels": name in self.labels}
                        for name, info in self.splits.items()},
-            "pairs": pairs,
+            "pairs": list(all_rows(self)),
             "summary": self.summary(),
         }
 
     def to_json(self, path=None) -> str:
-        """The report as JSON; written to ``path`` (temporary name, then renamed) if given."""
-        text = json.dumps(self.to_dict(), indent=1)
+        """The report as strict JSON (no NaN); written to ``path`` if given.
+
+        Examples
+        --------
+        >>> import json, numpy as np, gpudedup as gd
+        >>> x = np.zeros((2, 8, 8), np.uint8)
+        >>> json.loads(gd.scan({"train": x}).to_json())["summary"]["splits"]["train"]["count"]
+        2
+        """
+        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
         if path is not None:
             write_text_atomic(path, text)
         return text
 
     def to_csv(self, path=None) -> str:
-        """Every pair as CSV (a, i, b, j, distance, exact, label_a, label_b, conflict); written
-        to ``path`` (temporary name, then renamed) if given."""
+        """Every pair as CSV with the columns of ``gpudedup.schema.PAIR_COLUMNS`` (booleans
+        ``true``/``false``, null as an empty cell); written to ``path`` if given.
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.zeros((2, 8, 8), np.uint8)
+        >>> print(gd.scan({"train": x}).to_csv().splitlines()[1])
+        exact_duplicate,train,0,train,1,true,0,,,,,,,,
+        """
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["a", "i", "b", "j", "distance", "exact", "label_a", "label_b",
-                         "conflict"])
-        for row in self.to_dict()["pairs"]:
-            labels = row.get("labels", ["", ""])
-            writer.writerow([row["a"], row["i"], row["b"], row["j"], row["distance"],
-                             int(row["exact"]), labels[0], labels[1],
-                             int(row["conflict"]) if "conflict" in row else ""])
+        writer.writerow(PAIR_COLUMNS)
+        for row in all_rows(self):
+            writer.writerow([csv_cell(row[c]) for c in PAIR_COLUMNS])
         text = buffer.getvalue()
         if path is not None:
             write_text_atomic(path, text)
         return text
 
-    def to_html(self, path=None, *, max_pairs: int = 500) -> str:
-        """A self-contained HTML page showing each pair side by side (label conflicts first),
-        with inline PNG thumbnails; written to ``path`` if given. At most ``max_pairs`` pairs
-        are shown, with a note saying how many were left out."""
+    def to_pandas(self):
+        """Every pair as a pandas DataFrame with the columns of the CSV (needs pandas).
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.zeros((3, 8, 8), np.uint8)
+        >>> df = gd.scan({"train": x}).to_pandas()
+        >>> len(df), bool(df["exact"].all())
+        (3, True)
+        """
+        pandas = _pandas()
+        return pandas.DataFrame(list(all_rows(self)), columns=list(PAIR_COLUMNS))
+
+    def to_html(self, path=None, *, max_rows: int = 100, max_pairs: int | None = None) -> str:
+        """A self-contained HTML page: the summary, then each section's pairs side by side
+        (exact leaks, near leaks, exact duplicates, near duplicates; label conflicts marked),
+        at most ``max_rows`` pairs per section, saying what was left out; written to ``path``
+        if given. ``max_pairs`` is a deprecated alias of ``max_rows``.
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.zeros((2, 8, 8), np.uint8)
+        >>> gd.scan({"train": x}).to_html().startswith("<!DOCTYPE html>")
+        True
+        """
         from .report_html import render_html
 
-        text = render_html(self, max_pairs=max_pairs)
+        if max_pairs is not None:
+            warnings.warn("to_html(max_pairs=...) is deprecated; use max_rows (a cap per "
+                          "section)", DeprecationWarning, stacklevel=2)
+            max_rows = max_pairs
+        text = render_html(self, max_rows=max_rows)
         if path is not None:
             write_text_atomic(path, text)
         return text
@@ -318,29 +386,63 @@ class Report:
     def __str__(self) -> str:
         return format_summary(self)
 
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n}={info.count}" for n, info in self.splits.items())
+        leaks = sum(len(ov) for ov in self.overlaps.values())
+        dups = sum(len(ov) for ov in self.duplicates.values())
+        return (f"<gpudedup.Report {self.mode} splits({counts}): {leaks} leak pairs, "
+                f"{dups} duplicate pairs>")
+
+    def _repr_html_(self) -> str:
+        # what a notebook cell shows: the summary and the first pairs of each section
+        from .report_html import render_fragment
+
+        return render_fragment(self, max_rows=5)
+
+
+def _pandas():
+    try:
+        import pandas
+    except ImportError:
+        raise MissingDependencyError("to_pandas needs pandas: pip install pandas (or "
+                                     "'gpudedup[report]')") from None
+    return pandas
+
 
 def write_text_atomic(path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    """Write ``text`` to ``path`` as :func:`gpudedup.fileio.write_text` does: ``-`` is standard
+    output, a symlink's target is written, a FIFO or device is streamed into, any other path is
+    written under a temporary name and renamed into place."""
+    write_text(path, text)
+
+
+def describe_mode(report: Report) -> str:
+    """One line saying what the scan looked for, truthfully."""
+    if report.exact and not report.near:
+        return "exact duplicates only (byte-identical images)"
+    near = f"near duplicates up to phash distance {report.threshold} (64-bit Hamming)"
+    return f"exact duplicates and {near}" if report.exact else near
 
 
 def format_summary(report: Report) -> str:
-    """A short plain-text table of a report."""
+    """A short plain-text table of a report: leaks first (how many images of each split have a
+    copy in the other), then duplicates inside each split, then label conflicts."""
     summary = report.summary()
-    lines = [f"threshold {summary['threshold']} (Hamming distance of 64-bit phashes)", ""]
-    lines.append(f"{'split':<12}{'images':>10}{'dup pairs':>12}{'exact':>8}{'in groups':>11}")
-    for name, row in summary["splits"].items():
-        lines.append(f"{name:<12}{row['count']:>10}{row['duplicate_pairs']:>12}"
-                     f"{row['exact_duplicate_pairs']:>8}{row['images_in_duplicate_groups']:>11}")
+    lines = [f"looked for: {describe_mode(report)}"]
     if summary["leaks"]:
         lines.append("")
-        lines.append(f"{'leak':<20}{'pairs':>8}{'exact':>8}  images (first / second split)")
+        lines.append(f"{'leaks':<22}{'pairs':>9}{'exact':>9}  images with a copy in the other")
         for row in summary["leaks"]:
-            key = f"{row['a']} -> {row['b']}"
-            lines.append(f"{key:<20}{row['pairs']:>8}{row['exact_pairs']:>8}  "
-                         f"{row['a_images']} / {row['b_images']}")
+            key = f"{row['a']} <-> {row['b']}"
+            lines.append(f"{key:<22}{row['pairs']:>9}{row['exact_pairs']:>9}  "
+                         f"{row['a']} {row['a_images']}, {row['b']} {row['b_images']}")
     lines.append("")
-    lines.append(f"duplicate groups: {summary['groups']}    label conflicts: "
-                 f"{summary['conflicts']}")
+    lines.append(f"{'split':<12}{'images':>10}{'dup pairs':>12}{'exact':>9}{'in groups':>11}")
+    for name, row in summary["splits"].items():
+        lines.append(f"{name:<12}{row['count']:>10}{row['duplicate_pairs']:>12}"
+                     f"{row['exact_duplicate_pairs']:>9}{row['images_in_duplicate_groups']:>11}")
+    lines.append("")
+    conflicts = ("no labels" if summary["conflicts"] is None
+                 else f"label conflicts: {summary['conflicts']}")
+    lines.append(f"duplicate groups: {summary['groups']}    {conflicts}")
     return "\n".join(lines)

@@ -8,8 +8,10 @@ name in every message.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,12 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .checks import is_cupy
-from .errors import InputError, InputTypeError
+from .errors import FileError, InputError, InputTypeError
 
 #: bytes of images per batch when the caller does not choose a batch size
 DEFAULT_BATCH_BYTES = 16 * 2**20
 #: batches read ahead by the background reader of file-backed sources
 PREFETCH = 1
+#: host memory the hashes of one image take: a 128-bit digest and a 64-bit phash
+HASH_BYTES_PER_IMAGE = 24
 
 
 @dataclass
@@ -117,6 +121,8 @@ def _prefetch(source: ImageSource, spans: list[tuple[int, int]]):
     # per batch, so resident memory stays flat) and hands them over through a queue
     # PREFETCH deep. The buffer a batch sits in is reused only after the consumer has asked
     # for the batch after it. Errors travel through the queue.
+    if not spans:  # an empty split: nothing to read
+        return
     ready: queue.Queue = queue.Queue(maxsize=PREFETCH)
     stop_reading = threading.Event()
     longest = max(stop - start for start, stop in spans)
@@ -171,8 +177,22 @@ def split_h5_path(spec: str) -> tuple[str, str]:
 
 
 def open_h5_file(path: str, name: str):
-    """Open an HDF5 file read-only with a chunk cache sized for batches; ValueError naming
-    ``name`` when it is missing or not HDF5."""
+    """Open an HDF5 file read-only with a chunk cache sized for batches.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    name : str
+        The argument or option that named it, for error messages.
+
+    Raises
+    ------
+    InputError
+        The file is missing, a directory, not HDF5, truncated or damaged.
+    FileError
+        It cannot be read: permission denied, locked by a writer, an I/O error.
+    """
     import h5py
 
     if not os.path.exists(path):
@@ -181,18 +201,105 @@ def open_h5_file(path: str, name: str):
         raise InputError(f"{name}: {path!r} is a directory, not an HDF5 file")
     try:
         return h5py.File(path, "r", rdcc_nbytes=DEFAULT_BATCH_BYTES, rdcc_nslots=10007)
-    except OSError:
-        raise InputError(f"{name}: {path!r} is not an HDF5 file") from None
+    except OSError as exc:
+        raise _open_error(exc, path, name) from None
+
+
+def _open_error(exc: OSError, path: str, name: str) -> Exception:
+    # h5py reports every failure to open as an OSError; its errno and HDF5's message tell
+    # which one it was, so that the user is told the true reason
+    text = str(exc)
+    if "unable to lock file" in text:
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            return FileError(
+                f"{name}: {path!r} is locked by another process (HDF5 file locking): a program "
+                "has it open for writing; close the writer, or set HDF5_USE_FILE_LOCKING=FALSE "
+                "if you know that it no longer writes")
+        return FileError(f"{name}: {path!r} cannot be locked for reading (HDF5 file locking: "
+                         f"{os.strerror(exc.errno) if exc.errno else text}); set "
+                         "HDF5_USE_FILE_LOCKING=FALSE where the file system has no locks")
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+        return FileError(f"{name}: permission denied reading {path!r}; give your user read "
+                         "access to it (chmod, chown) or run as a user who has it")
+    if "file signature not found" in text:
+        return InputError(f"{name}: {path!r} is not an HDF5 file")
+    if "truncated file" in text:
+        sizes = re.search(r"eof = (\d+).*stored_eof = (\d+)", text)
+        detail = (f": {int(sizes[1]):,} bytes where its header says {int(sizes[2]):,}"
+                  if sizes else "")
+        return InputError(f"{name}: {path!r} is truncated{detail}, so it is not a valid HDF5 "
+                          "file; copy or download it again")
+    if exc.errno not in (None, 0):
+        return FileError(f"{name}: cannot read {path!r}: {os.strerror(exc.errno)}")
+    reason = text.replace("Unable to synchronously open file ", "").strip("() ")
+    return InputError(f"{name}: {path!r} is not a valid HDF5 file: it is damaged ({reason})")
+
+
+def dangling_link(handle, dataset: str) -> str | None:
+    """Why ``dataset`` cannot be reached in an open HDF5 file because of a link, or None.
+
+    Parameters
+    ----------
+    handle : h5py.File
+        The open file.
+    dataset : str
+        A path in it.
+
+    Returns
+    -------
+    str or None
+        ``"'/a' is a dangling soft link to '/nowhere'"`` (or an external link whose file or
+        object is missing) for the first link on the path that leads nowhere; None when every
+        link on it resolves or the path is simply absent.
+    """
+    import h5py
+
+    here = ""
+    for part in (p for p in dataset.split("/") if p):
+        here = f"{here}/{part}"
+        try:
+            link = handle.get(here, getlink=True)
+        except (KeyError, ValueError, OSError):
+            return None
+        if link is None:
+            return None
+        try:
+            handle[here]
+        except (KeyError, ValueError, OSError):
+            if isinstance(link, h5py.SoftLink):
+                return f"{here!r} is a dangling soft link to {link.path!r}"
+            if isinstance(link, h5py.ExternalLink):
+                return (f"{here!r} is a dangling external link to "
+                        f"{link.filename}:{link.path} ({_external_reason(handle, link)})")
+            return None
+    return None
+
+
+def _external_reason(handle, link) -> str:
+    # HDF5 looks for a relative target beside the linking file, then in the working directory
+    target = link.filename
+    if not os.path.isabs(target):
+        beside = os.path.join(os.path.dirname(os.path.abspath(handle.filename)), target)
+        target = beside if os.path.exists(beside) else target
+    if not os.path.exists(target):
+        return f"no file {link.filename!r} beside {handle.filename!r}"
+    return f"{target!r} exists but has no object {link.path!r} or cannot be opened"
 
 
 def get_dataset(handle, dataset: str, name: str):
-    """``handle[dataset]`` if it is a dataset; ValueError naming ``name`` otherwise."""
+    """``handle[dataset]`` if it is a dataset; InputError naming ``name`` otherwise."""
     import h5py
 
     path = handle.filename
+    why = dangling_link(handle, dataset)
+    if why is not None:
+        raise InputError(f"{name}: {why} in {path!r}; point it at a dataset that exists")
     if dataset not in handle:
         raise InputError(f"{name}: {path!r} has no dataset {dataset!r}")
-    obj = handle[dataset]
+    try:
+        obj = handle[dataset]
+    except (KeyError, ValueError) as exc:
+        raise InputError(f"{name}: cannot open {dataset!r} in {path!r} ({exc})") from None
     if not isinstance(obj, h5py.Dataset):
         raise InputError(f"{name}: {dataset!r} in {path!r} is a group, not a dataset")
     return obj
@@ -207,7 +314,7 @@ def open_h5_dataset(spec: str, name: str):
     handle = open_h5_file(path, name)
     try:
         return handle, get_dataset(handle, dataset, name)
-    except ValueError:
+    except BaseException:
         handle.close()
         raise
 
@@ -236,8 +343,70 @@ def as_source(obj, name: str) -> ImageSource:
             f"{name}: expected a numpy or CuPy array, an h5py dataset, a 'file.h5:/dataset' "
             f"string or a HashSet, got {type(obj).__name__}"
         )
-    check_images(data.shape, np.dtype(data.dtype), name)
+    try:
+        check_images(data.shape, np.dtype(data.dtype), name)
+        if _is_h5_dataset(data):
+            # a file may declare far more images than it holds (unwritten chunks cost nothing):
+            # refuse before the hashes' arrays are allocated rather than fail with MemoryError
+            check_memory(int(data.shape[0]) * HASH_BYTES_PER_IMAGE, name,
+                         f"{description} declares {int(data.shape[0]):,} images; their hashes "
+                         f"({HASH_BYTES_PER_IMAGE} bytes per image)")
+    except BaseException:
+        if handle is not None:
+            handle.close()
+        raise
     return ImageSource(name=name, data=data, description=description, _file=handle)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still get (RAM and swap, within its cgroup's limit).
+
+    Returns None where the system does not say.
+    """
+    avail = None
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo if ":" in line)
+        avail = (int(fields["MemAvailable"].split()[0])
+                 + int(fields.get("SwapFree", "0 kB").split()[0])) * 1024
+    except (OSError, KeyError, ValueError):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:  # a container's limit (cgroup v2) may be below the machine's free memory
+        with open("/sys/fs/cgroup/memory.max") as limit, \
+                open("/sys/fs/cgroup/memory.current") as used:
+            text = limit.read().strip()
+            if text != "max":
+                left = max(0, int(text) - int(used.read().strip()))
+                avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB"
+
+
+def check_memory(nbytes: int, name: str, what: str) -> None:
+    """Raise InputError naming ``name`` if ``nbytes`` more bytes would not fit in memory.
+
+    Parameters
+    ----------
+    nbytes : int
+        Bytes about to be allocated.
+    name : str
+        The argument or option responsible, for the message.
+    what : str
+        What needs them (``"file.h5:/x declares 3,000,000,000 images; their hashes"``).
+    """
+    avail = available_memory()
+    if avail is None or nbytes <= avail:
+        return
+    raise InputError(
+        f"{name}: {what} need {_gib(nbytes)} of memory, but only {_gib(avail)} is available; "
+        "check that the file holds that many images (a damaged or placeholder dataset can "
+        "declare sizes it does not hold), or run where more memory is free")
 
 
 def check_images(shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:

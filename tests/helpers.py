@@ -71,3 +71,30 @@ def clustered_codes(rng: np.random.Generator, n: int, centers: int = 4,
         flip = (rng.random(n) < 0.6).astype(np.uint64)
         base ^= flip << bits
     return base
+
+
+def planted(rng, n=80, shape=(24, 20), dtype=np.uint8, copies=((3, 10), (3, 20), (30, 40))):
+    """Smooth images with byte-identical copies planted at the given (source, target) pairs."""
+    images = smooth_images(rng, n, *shape, dtype=dtype)
+    for src, dst in copies:
+        if dst < n:
+            images[dst] = images[src]
+    return images
+
+
+def same_overlaps(x, y):
+    """Two Overlaps results with the same pairs, distances and exact flags."""
+    np.testing.assert_array_equal(x.pairs, y.pairs)
+    np.testing.assert_array_equal(x.distance, y.distance)
+    np.testing.assert_array_equal(x.exact, y.exact)
+
+
+def write_h5(path, **datasets):
+    """An HDF5 file of chunked datasets; a ``__`` in a name is a group separator ("g__x" is
+    /g/x). Skips the calling test when h5py is absent."""
+    import pytest
+
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(path, "w") as f:
+        for name, data in datasets.items():
+            f.create_dataset(name.replace("__", "/"), data=data, chunks=(4, *data.shape[1:]))

@@ -1,0 +1,124 @@
+"""The report schema, defined once: the columns of a pair, their encodings, and the display order.
+
+JSON (``Report.to_json``), CSV (``Report.to_csv``), pandas (``Report.to_pandas``) and the HTML page
+all take their rows from :func:`pair_rows`, so they cannot drift apart. Columns that later work
+fills (similarity, transform, group, file paths) are named now and are ``None`` (JSON ``null``,
+an empty CSV cell) until filled. A change to the columns or their meaning bumps
+``SCHEMA_VERSION``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+#: one row per pair; ``a``/``i`` and ``b``/``j`` are split and index of its two images
+PAIR_COLUMNS = (
+    "section",     # exact_leak, near_leak, exact_duplicate or near_duplicate
+    "a", "i", "b", "j",
+    "exact",       # byte-identical (verified)
+    "distance",    # Hamming distance of the 64-bit perceptual hashes
+    "similarity",  # verified pixel similarity in [0, 1]; null until verification fills it
+    "transform",   # the flip or rotation that matched; null until dihedral matching fills it
+    "group",       # id of the duplicate group; null until groups fill it
+    "path_a", "path_b",  # image files of folder input; null for arrays and HDF5
+    "label_a", "label_b",  # null where a split has no labels or the label is unknown
+    "conflict",    # labels differ; null unless both images have known labels
+)
+
+#: display order: what a user acts on first comes first
+SECTIONS = {
+    "exact_leak": "exact leaks between splits",
+    "near_leak": "near leaks between splits",
+    "exact_duplicate": "exact duplicates inside a split",
+    "near_duplicate": "near duplicates inside a split",
+}
+
+
+@dataclass
+class Section:
+    """The pairs of one section in display order, as (a, b, overlaps, pair index) parts.
+
+    ``order`` holds, for each pair, the position of its part in ``parts`` and its index in that
+    part's Overlaps; the first ``limit`` of them are what a capped view shows.
+    """
+
+    key: str
+    title: str
+    parts: list[tuple[str, str, object]]
+    order: np.ndarray  # (k, 2) int64: part, pair index
+
+    @property
+    def total(self) -> int:
+        return int(self.order.shape[0])
+
+
+def sections(report) -> list[Section]:
+    """Every pair of ``report``, split into SECTIONS and put in display order.
+
+    Exact pairs come in split-pair order, then by ``(i, j)``; near pairs by distance (most alike
+    first), then split-pair order, then ``(i, j)``.
+    """
+    leaks = [(a, b, ov) for (a, b), ov in report.overlaps.items()]
+    dups = [(n, n, ov) for n, ov in report.duplicates.items()]
+    out = []
+    for kind, parts in (("leak", leaks), ("duplicate", dups)):
+        for exact in (True, False):
+            keys = []
+            for p, (_, _, ov) in enumerate(parts):
+                index = np.flatnonzero(ov.exact == exact)
+                dist = np.zeros(index.size, np.int64) if exact else ov.distance[index]
+                keys.append(np.column_stack([
+                    dist.astype(np.int64), np.full(index.size, p, np.int64),
+                    ov.left[index], ov.right[index], index]))
+            table = np.concatenate(keys) if keys else np.empty((0, 5), np.int64)
+            order = np.lexsort((table[:, 3], table[:, 2], table[:, 1], table[:, 0]))
+            key = f"{'exact' if exact else 'near'}_{kind}"
+            out.append(Section(key, SECTIONS[key], parts, table[order][:, [1, 4]]))
+    return out
+
+
+def pair_rows(report, section: Section, limit: int | None = None) -> Iterator[dict]:
+    """The rows (dicts of PAIR_COLUMNS) of the first ``limit`` pairs of ``section``."""
+    from .results import conflict_mask, label_value
+
+    conflicts = [None] * len(section.parts)
+    for p, k in section.order[:limit].tolist():
+        a, b, ov = section.parts[p]
+        if conflicts[p] is None:
+            conflicts[p] = conflict_mask(report.labels, a, b, ov)
+        la, lb = report.labels.get(a), report.labels.get(b)
+        i, j = int(ov.left[k]), int(ov.right[k])
+        label_a = label_value(la[i]) if la is not None else None
+        label_b = label_value(lb[j]) if lb is not None else None
+        known = label_a is not None and label_b is not None
+        yield {
+            "section": section.key, "a": a, "i": i, "b": b, "j": j,
+            "exact": bool(ov.exact[k]), "distance": int(ov.distance[k]),
+            "similarity": None, "transform": None, "group": None,
+            "path_a": None, "path_b": None, "label_a": label_a, "label_b": label_b,
+            "conflict": bool(conflicts[p][k]) if known else None,
+        }
+
+
+def all_rows(report) -> Iterator[dict]:
+    """Every pair's row, in display order."""
+    for section in sections(report):
+        yield from pair_rows(report, section)
+
+
+def csv_cell(value) -> str:
+    """The CSV text of one value: booleans ``true``/``false`` (as in JSON), null empty, a list
+    label as its JSON text, anything else as ``str``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
