@@ -4,7 +4,7 @@ Run from the repository root::
 
     python -m bench.accuracy            # writes bench/results/accuracy.json, prints a table
 
-The codes are those of the range-search benchmark (bench/run.py, ``make_codes``): crops of
+The codes are those of the range-search benchmark (bench/data.py, ``make_codes``): crops of
 scikit-image photographs (bases), each with 9 variants made by one transform (brightness and
 contrast, noise, a 1-2 px shift, blur, a JPEG round trip), split at random into A and B. A pair
 found between A and B is a true duplicate when both codes come from the same base and a false
@@ -22,13 +22,12 @@ chosen from this table.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from bench import run
+from bench import data, report
 
 THRESHOLDS = tuple(range(0, 17))
 
@@ -37,11 +36,11 @@ def measure(bases: int, seed: int) -> dict:
     """Precision and recall per threshold on ``bases`` base images with 10 variants each."""
     import gpudedup as gd
 
-    sizes = run.Sizes(phash=(), search_bases=bases, search_variants=10,
-                      thresholds=THRESHOLDS, numpy_budget_s=0.0)
+    sizes = data.Sizes(phash=(), search_bases=bases, numpy_budget_s=0.0, search_variants=10,
+                       thresholds=THRESHOLDS)
     rng = np.random.default_rng(seed)
-    levels = run.build_pyramid(run.load_photos())
-    a, b, (base_a, base_b), info = run.make_codes(levels, sizes, rng)
+    levels = data.build_pyramid(data.load_photos())
+    a, b, (base_a, base_b), info = data.make_codes(levels, sizes, rng)
     same_base_total = info["same_base_pairs_between_a_and_b"]
     ov = gd.find_overlaps(gd.HashSet.from_phash(a), gd.HashSet.from_phash(b),
                           threshold=max(THRESHOLDS), backend="cpu")
@@ -58,16 +57,16 @@ def measure(bases: int, seed: int) -> dict:
     return {"bases": bases, "seed": seed, "codes": info, "results": rows}
 
 
-def markdown(report: dict) -> str:
-    kinds = list(report["codes"]["variant_distance_to_base"])
+def markdown(record: dict) -> str:
+    kinds = list(record["codes"]["variant_distance_to_base"])
     lines = [
-        f"Near-duplicate accuracy, {report['codes']['total_codes']:,} phash codes of "
-        f"{report['bases']:,} photograph crops with 9 variants each, split into A and B:",
+        f"Near-duplicate accuracy, {record['codes']['total_codes']:,} phash codes of "
+        f"{record['bases']:,} photograph crops with 9 variants each, split into A and B:",
         "",
         "| r | pairs found | precision | recall | " + " | ".join(kinds) + " |",
         "|---:|---:|---:|---:|" + "---:|" * len(kinds),
     ]
-    for row in report["results"]:
+    for row in record["results"]:
         per = " | ".join(f"{row['recall_per_transform'][k]:.2f}" for k in kinds)
         lines.append(f"| {row['threshold']} | {row['pairs']:,} | {row['precision']:.3f} | "
                      f"{row['recall']:.3f} | {per} |")
@@ -79,13 +78,12 @@ def main(argv=None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--bases", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=run.RESULTS_DIR / "accuracy.json")
+    parser.add_argument("--out", type=Path, default=report.RESULTS_DIR / "accuracy.json")
     args = parser.parse_args(argv)
-    report = measure(args.bases, args.seed)
-    report["table_markdown"] = markdown(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(report["table_markdown"])
+    record = measure(args.bases, args.seed)
+    record["table_markdown"] = markdown(record)
+    report.write(record, args.out)
+    print(record["table_markdown"])
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -32,9 +32,7 @@ if __package__ in (None, ""):  # run as a script (python bench/run.py): make `be
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import data, log, peers, report, sections  # noqa: E402
-
-
-# ------------------------------------------------------------------------------------ main
+from bench.timing import timed  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,18 +71,14 @@ def main(argv=None) -> int:
     levels = data.build_pyramid(photos)
 
     log("phash throughput")
-    t0 = time.perf_counter()
-    phash_rows = sections.bench_phash(phash_methods, levels, sizes, args.repeat, rng)
-    phash_seconds = time.perf_counter() - t0
+    phash_seconds, phash_rows = timed(sections.bench_phash, phash_methods, levels, sizes,
+                                      args.repeat, rng)
 
     log(f"making {2 * sizes.search_n:,} range-search codes")
-    t0 = time.perf_counter()
-    a, b, bases, code_info = data.make_codes(levels, sizes, rng)
-    code_seconds = time.perf_counter() - t0
+    code_seconds, (a, b, bases, code_info) = timed(data.make_codes, levels, sizes, rng)
     log(f"range search {a.size:,} x {b.size:,}")
-    t0 = time.perf_counter()
-    search_rows = sections.bench_search(search_methods, a, b, bases, sizes, args.repeat, args.backend)
-    search_seconds = time.perf_counter() - t0
+    search_seconds, search_rows = timed(sections.bench_search, search_methods, a, b, bases,
+                                        sizes, args.repeat, args.backend)
 
     record = {
         "schema_version": report.SCHEMA_VERSION,

@@ -119,8 +119,20 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
 
     Raises
     ------
-    ValueError, TypeError
-        Bad images (named ``a`` or ``b``) or options.
+    InputError, InputTypeError
+        Bad images (named ``a`` or ``b``) or options (subclasses of ValueError, TypeError).
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> rng = np.random.default_rng(0)
+    >>> train = rng.integers(0, 256, (100, 28, 28), dtype=np.uint8)
+    >>> valid = np.concatenate([train[[3, 7]], rng.integers(0, 256, (5, 28, 28), np.uint8)])
+    >>> ov = gd.find_overlaps(train, valid)
+    >>> ov.pairs.tolist(), ov.exact.tolist()
+    ([[3, 0], [7, 1]], [True, True])
+    >>> len(gd.find_overlaps(train))  # inside one set
+    0
     """
     threshold = _check_options(threshold, exact, near, strategy)
     check_batch_size(batch_size)
@@ -134,7 +146,16 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
 
 
 def find_duplicates(images, **options) -> Overlaps:
-    """Pairs of duplicates inside one image set: ``find_overlaps(images, **options)``."""
+    """Pairs of duplicates inside one image set: ``find_overlaps(images, **options)``.
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> x = np.random.default_rng(0).integers(0, 256, (10, 28, 28), dtype=np.uint8)
+    >>> x[9] = x[2]
+    >>> gd.find_duplicates(x).pairs.tolist()
+    [[2, 9]]
+    """
     return find_overlaps(images, **options)
 
 
@@ -167,6 +188,19 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
     Report
         ``overlaps[(a, b)]`` for every pair of splits ``a`` before ``b``, ``duplicates[name]``
         for each split, ``conflicts``, ``groups()``, ``summary()`` and ``to_json()``.
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> rng = np.random.default_rng(0)
+    >>> train = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    >>> test = train[[4, 9]].copy()
+    >>> rep = gd.scan({"train": train, "test": test},
+    ...               labels={"train": np.arange(50) % 3, "test": np.array([2, 0])})
+    >>> rep.overlaps[("train", "test")].pairs.tolist()
+    [[4, 0], [9, 1]]
+    >>> [(c.a, c.i, c.b, c.j) for c in rep.conflicts]  # train[4] is labelled 1, test[0] 2
+    [('train', 4, 'test', 0)]
     """
     threshold = _check_options(threshold, exact, near, strategy)
     check_batch_size(batch_size)

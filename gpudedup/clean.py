@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,8 +19,6 @@ from .results import Report
 
 #: splits that win a cross-split leak first: the copy in test stays, the one in train goes
 DEFAULT_PRIORITY = ("test", "valid", "train")
-#: rows copied per read while filtering a dataset
-COPY_ROWS = 8192
 
 
 def split_priority(names: Sequence[str], priority: Sequence[str] | None) -> list[str]:
@@ -167,71 +166,327 @@ def keep_masks(report: Report, priority: Sequence[str] | None = None,
     return plan_clean(report, priority, keep_conflicts).keep
 
 
+#: bytes of a dataset read per step while filtering it (whole chunks along N, at least one)
+COPY_BYTES = 64 * 2**20
+#: the record of a previous clean, which a clean replaces by its own
+_RECORD = "/gpudedup"
+
+
+@dataclass
+class _Layout:
+    """How an input file's names map to objects, found before anything is written."""
+
+    #: (kind, path, ...) in walk order: ("group"|"dataset"|"datatype", path),
+    #: ("soft", path, target), ("external", path, file, target), ("alias", path, first_path)
+    entries: list = field(default_factory=list)
+    #: first path of every object reached through hard links, by object key
+    paths: dict = field(default_factory=dict)
+    #: first path of each filtered dataset -> split name
+    filtered: dict = field(default_factory=dict)
+    #: (path, attribute name or None for the data, "object"|"region") holding references
+    refs: list = field(default_factory=list)
+    #: what cannot be kept, one line each
+    problems: list = field(default_factory=list)
+
+
+def _key(obj) -> tuple[int, int]:
+    # one object, whatever name it is reached by
+    import h5py
+
+    info = h5py.h5o.get_info(obj.id)
+    return info.fileno, info.addr
+
+
+def _ref_kind(dtype) -> str | None:
+    # "object" / "region" for a dtype of references, "nested" for references inside a
+    # compound, array or variable-length type, None for none
+    import h5py
+
+    if dtype is None:
+        return None
+    ref = h5py.check_dtype(ref=dtype)
+    if ref is not None:
+        return "region" if ref is h5py.RegionReference else "object"
+    inner = [f[0] for f in (dtype.fields or {}).values()]
+    if dtype.subdtype is not None:
+        inner.append(dtype.subdtype[0])
+    vlen = h5py.check_vlen_dtype(dtype)
+    if isinstance(vlen, np.dtype):  # str and bytes for strings
+        inner.append(vlen)
+    return "nested" if any(_ref_kind(d) for d in inner) else None
+
+
+def _survey(fin, filtered_specs: Mapping[str, str]) -> _Layout:
+    # walk every link of the file (visititems skips soft and external links and visits a
+    # hard-linked object once), note what each name is and what cannot be kept
+    import h5py
+
+    layout = _Layout()
+    layout.paths[_key(fin)] = "/"
+
+    def note_refs(path, obj):
+        for name in obj.attrs:
+            try:
+                kind = _ref_kind(obj.attrs.get_id(name).dtype)
+                obj.attrs[name]  # noqa: B018 - an attribute h5py cannot read cannot be copied
+            except Exception as exc:  # noqa: BLE001 - listed, not raised one by one
+                layout.problems.append(f"attribute {name!r} of {path}: cannot be read ({exc})")
+                continue
+            if kind == "nested":
+                layout.problems.append(f"attribute {name!r} of {path}: holds references inside "
+                                       "a compound, array or variable-length type")
+            elif kind:
+                layout.refs.append((path, name, kind))
+        kind = _ref_kind(obj.dtype) if isinstance(obj, h5py.Dataset) else None
+        if kind == "nested":
+            layout.problems.append(f"dataset {path}: holds references inside a compound, "
+                                   "array or variable-length type")
+        elif kind:
+            layout.refs.append((path, None, kind))
+
+    note_refs("/", fin)
+    stack = [("/", fin)]
+    while stack:
+        base, group = stack.pop()
+        members = []
+        for name in group:
+            path = posixpath.join(base, name)
+            if path == _RECORD or path.startswith(_RECORD + "/"):
+                continue
+            try:
+                link = group.get(name, getlink=True)
+            except Exception as exc:  # noqa: BLE001 - listed, not raised one by one
+                layout.problems.append(f"{path}: link cannot be read ({exc})")
+                continue
+            if isinstance(link, h5py.SoftLink):
+                layout.entries.append(("soft", path, link.path))
+            elif isinstance(link, h5py.ExternalLink):
+                layout.entries.append(("external", path, link.filename, link.path))
+            elif isinstance(link, h5py.HardLink):
+                obj = group[name]
+                key = _key(obj)
+                if key in layout.paths:
+                    layout.entries.append(("alias", path, layout.paths[key]))
+                    continue
+                layout.paths[key] = path
+                if isinstance(obj, h5py.Group):
+                    layout.entries.append(("group", path))
+                    members.append((path, obj))
+                else:
+                    kind = "dataset" if isinstance(obj, h5py.Dataset) else "datatype"
+                    layout.entries.append((kind, path))
+                note_refs(path, obj)
+            else:
+                layout.problems.append(f"{path}: a link of a type clean cannot copy ({link!r})")
+        # depth first, members in the group's order: a name's target is written before a
+        # later alias of it
+        stack.extend(reversed(members))
+
+    for path, split in filtered_specs.items():
+        try:
+            obj = fin[path]
+        except Exception as exc:  # noqa: BLE001 - listed, not raised one by one
+            layout.problems.append(f"split {split!r}: {path} cannot be opened ({exc})")
+            continue
+        first = layout.paths.get(_key(obj))
+        if first is None:
+            layout.problems.append(f"split {split!r}: {path} is {obj.file.filename}:{obj.name} "
+                                   "(an external link); clean cannot filter another file")
+        else:
+            layout.filtered[first] = split
+    for path, attr, kind in layout.refs:
+        where = f"dataset {path}" if attr is None else f"attribute {attr!r} of {path}"
+        if path in layout.filtered and attr is None:
+            layout.problems.append(f"{where}: a filtered dataset of references")
+            continue
+        obj = fin[path]
+        _rebuild_refs(fin, None, layout, obj[()] if attr is None else obj.attrs[attr], kind, where)
+    return layout
+
+
+def _rebuild_refs(fin, fout, layout: _Layout, values, kind: str, where: str):
+    # references point into their own file: each is rebuilt to the copied object (fout None:
+    # only check that it can be, listing what cannot)
+    import h5py
+
+    array = np.asarray(values, dtype=object)
+    out = np.empty(array.shape, dtype=h5py.regionref_dtype if kind == "region"
+                   else h5py.ref_dtype)
+    for k, ref in enumerate(array.flat):
+        if not ref:
+            out.flat[k] = ref  # a null reference stays null
+            continue
+        try:
+            target = fin[ref]
+        except Exception:  # noqa: BLE001 - listed, not raised one by one
+            layout.problems.append(f"{where}: a reference that does not resolve")
+            continue
+        path = layout.paths.get(_key(target))
+        if path is None:
+            layout.problems.append(f"{where}: refers to {target.name}, which clean does not copy")
+        elif kind == "region" and path in layout.filtered:
+            layout.problems.append(f"{where}: a region of {path}, whose rows clean removes")
+        elif fout is not None and kind == "region":
+            space = h5py.h5r.get_region(ref, fin.id)
+            out.flat[k] = h5py.h5r.create(fout.id, path.encode(), h5py.h5r.DATASET_REGION, space)
+        elif fout is not None:
+            out.flat[k] = fout[path].ref
+    return out if array.shape else out[()]
+
+
+def _copy_attrs(src, dst, skip_refs: bool = True) -> None:
+    # attributes with their stored dtype (references are rebuilt after every object exists)
+    import h5py
+
+    for name in src.attrs:
+        dtype = src.attrs.get_id(name).dtype
+        if skip_refs and _ref_kind(dtype):
+            continue
+        value = src.attrs[name]
+        if isinstance(value, h5py.Empty):
+            dst.attrs.create(name, value)
+        else:
+            dst.attrs.create(name, value, dtype=dtype)
+
+
+def _write_layout(fin, fout, layout: _Layout, masks: Mapping[str, np.ndarray]) -> None:
+    import h5py
+
+    # object keys hold the file's number for this open: key the objects again for this one
+    layout.paths = {_key(fin[path]): path for path in layout.paths.values()}
+    lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+    lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
+    _copy_attrs(fin, fout)
+    for kind, path, *rest in layout.entries:
+        parent, name = posixpath.split(path)
+        if kind == "group":
+            # the input's group creation properties: link order tracking, storage
+            src = fin[path]
+            gid = h5py.h5g.create(fout.id, path.encode(), lcpl=lcpl,
+                                  gcpl=src.id.get_create_plist())
+            _copy_attrs(src, h5py.Group(gid))
+        elif kind == "dataset" and path in layout.filtered:
+            _copy_filtered(fin[path], fout[parent], name, masks[layout.filtered[path]])
+        elif kind in ("dataset", "datatype"):
+            fin.copy(path, fout[parent], name=name)  # H5Ocopy: properties and attributes
+        elif kind == "soft":
+            fout[path] = h5py.SoftLink(rest[0])
+        elif kind == "external":
+            fout[path] = h5py.ExternalLink(rest[0], rest[1])
+        else:  # a second name of an object already written
+            fout[path] = fout[rest[0]]
+    for path, attr, kind in layout.refs:
+        src, dst = fin[path], fout[path]
+        where = f"dataset {path}" if attr is None else f"attribute {attr!r} of {path}"
+        values = src[()] if attr is None else src.attrs[attr]
+        rebuilt = _rebuild_refs(fin, fout, layout, values, kind, where)
+        if attr is None:
+            dst[()] = rebuilt
+        elif attr in dst.attrs:  # copied with its object, its references nulled: same place
+            dst.attrs.modify(attr, rebuilt)
+        else:
+            dst.attrs.create(attr, rebuilt, dtype=src.attrs.get_id(attr).dtype)
+
+
+def _create_like(src, parent, name: str, rows: int):
+    # a dataset of `rows` rows with src's type and creation properties (chunks, filters,
+    # fill value, attribute order); raw data stored elsewhere (virtual, external) is not
+    # followed: the output holds its rows itself
+    import h5py
+
+    dcpl = src.id.get_create_plist()
+    if dcpl.get_layout() == h5py.h5d.VIRTUAL or dcpl.get_external_count():
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    unlimited = src.maxshape[0] is None
+    maxdims = tuple(h5py.h5s.UNLIMITED if m is None else m for m in src.maxshape[1:])
+    maxdims = (h5py.h5s.UNLIMITED if unlimited else rows,) + maxdims
+    if dcpl.get_layout() == h5py.h5d.CHUNKED:
+        first = src.chunks[0] if unlimited else max(1, min(src.chunks[0], rows))
+        dcpl.set_chunk((first,) + tuple(src.chunks[1:]))
+    space = h5py.h5s.create_simple((rows,) + tuple(src.shape[1:]), maxdims)
+    tid = src.id.get_type()
+    if tid.committed():  # a named type of the input file: a copy of it
+        tid = tid.copy()
+    lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+    lcpl.set_char_encoding(h5py.h5t.CSET_UTF8)
+    return h5py.Dataset(h5py.h5d.create(parent.id, name.encode(), tid, space, dcpl=dcpl,
+                                        lcpl=lcpl))
+
+
+def _span_rows(src) -> int:
+    # rows read per step: whole chunks along N (HDF5 decompresses every chunk a read touches,
+    # so a chunk split between two reads is decompressed twice), as many as fit COPY_BYTES,
+    # at least one; a dataset stored as one chunk is read at once (memory: that chunk)
+    row_bytes = max(1, math.prod(src.shape[1:]) * src.dtype.itemsize)
+    if src.chunks is None:
+        return max(1, COPY_BYTES // row_bytes)
+    per_chunk = src.chunks[0] * row_bytes
+    return src.chunks[0] * max(1, COPY_BYTES // per_chunk)
+
+
 def _copy_filtered(src, dst_parent, name: str, mask: np.ndarray) -> None:
-    # stream the kept rows of src into a new dataset with src's dtype, layout and attributes
-    kept = int(mask.sum())
-    options = {}
-    if src.chunks is not None:
-        options["chunks"] = (max(1, min(src.chunks[0], kept)),) + tuple(src.chunks[1:])
-        if src.compression is not None:
-            options["compression"] = src.compression
-            options["compression_opts"] = src.compression_opts
-    dst = dst_parent.create_dataset(name, shape=(kept,) + src.shape[1:], dtype=src.dtype,
-                                    **options)
-    pos = 0
-    for start in range(0, src.shape[0], COPY_ROWS):
-        rows = mask[start:start + COPY_ROWS]
+    # stream the kept rows of src into a new dataset with src's type, creation properties and
+    # attributes, reading each input chunk once and writing each output chunk once
+    dst = _create_like(src, dst_parent, name, int(mask.sum()))
+    step = _span_rows(src)
+    out_rows = dst.chunks[0] if dst.chunks else 1
+    pos, carry = 0, None
+    for start in range(0, src.shape[0], step):
+        rows = mask[start:start + step]
         if not rows.any():
             continue
         block = src[start:start + rows.size][rows]
-        dst[pos:pos + block.shape[0]] = block
-        pos += block.shape[0]
-    for key, value in src.attrs.items():
-        dst.attrs[key] = value
+        carry = block if carry is None else np.concatenate([carry, block])
+        # whole output chunks only: a chunk written in two parts is compressed twice
+        whole = carry.shape[0] - carry.shape[0] % out_rows
+        if whole:
+            dst[pos:pos + whole] = carry[:whole]
+            pos += whole
+            carry = carry[whole:]
+    if carry is not None and carry.shape[0]:
+        dst[pos:pos + carry.shape[0]] = carry
+    _copy_attrs(src, dst)
 
 
 def write_clean(input_path: str, output_path: str, specs: Sequence[SplitSpec],
                 masks: Mapping[str, np.ndarray], *, threshold: int) -> dict[str, int]:
     """Write a copy of ``input_path`` with only the kept images (and their labels).
 
-    Every other dataset and every attribute is copied as is; ``/gpudedup/kept/<split>`` holds
-    the original indices kept. The file is written under a temporary name and renamed; the
-    input is opened read-only and never written. Returns the kept count per split.
+    Every other dataset and every attribute is copied as is, and the file's structure is kept:
+    soft and external links stay links (dangling ones too), a second name of an object (hard
+    link) names the same object, creation properties (chunks, filters, fill value) are kept,
+    and object and region references are rebuilt to the copied objects. What cannot be kept
+    (a region of a filtered dataset, references inside compound types, a split reached through
+    an external link) is listed in an InputError before anything is written.
+    ``/gpudedup/kept/<split>`` holds the original indices kept. The file is written under a
+    temporary name and renamed; the input is opened read-only and never written. Returns the
+    kept count per split.
     """
     import h5py
 
     if same_file(input_path, output_path):
-        raise InputError(f"-o: {output_path!r} is the input file; choose another path")
+        raise InputError(f"output_path: {output_path!r} is the input file; choose another path")
     filtered = {}
     for spec in specs:
         filtered[spec.images] = spec.name
         if spec.labels:
             filtered[spec.labels] = spec.name
+    # everything that cannot be kept is listed before anything is written
+    with h5py.File(input_path, "r") as fin:
+        layout = _survey(fin, filtered)
+    if layout.problems:
+        shown = layout.problems[:20]
+        more = len(layout.problems) - len(shown)
+        raise InputError(f"cannot keep the structure of {input_path!r} in a cleaned copy, "
+                         "nothing written: " + "; ".join(shown)
+                         + (f"; and {more} more" if more else ""))
     # the temporary file closes (inner context) before it is renamed (outer context)
     # kept bytes of the filtered datasets, all of the others: checked against the free space
     need = estimate_h5_copy(input_path, {path: float(np.mean(masks[name])) if masks[name].size
                                          else 0.0 for path, name in filtered.items()})
     with h5_output(output_path, need=need, option="-o") as fout, \
             h5py.File(input_path, "r") as fin:
-        for key, value in fin.attrs.items():
-            fout.attrs[key] = value
-
-        def visit(path, obj):
-            full = "/" + path
-            if full == "/gpudedup" or full.startswith("/gpudedup/"):
-                return  # a previous clean's record; this one writes its own
-            if isinstance(obj, h5py.Group):
-                group = fout.require_group(full)
-                for key, value in obj.attrs.items():
-                    group.attrs[key] = value
-                return
-            parent = fout.require_group(os.path.dirname(full) or "/")
-            if full in filtered:
-                _copy_filtered(obj, parent, os.path.basename(full), masks[filtered[full]])
-            else:
-                fin.copy(obj, parent, name=os.path.basename(full))
-
-        fin.visititems(visit)
+        _write_layout(fin, fout, layout, masks)
         kept_group = fout.require_group("/gpudedup/kept")
         for spec in specs:
             kept_group.create_dataset(spec.name, data=np.flatnonzero(masks[spec.name]))

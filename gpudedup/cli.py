@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 
+from . import fileio
 from ._version import __version__
 from .api import DEFAULT_THRESHOLD, scan
 from .backend import BACKENDS
@@ -18,7 +22,7 @@ from .clean import (
     write_clean,
 )
 from .errors import GpudedupError, InputError
-from .fileio import same_file
+from .fileio import check_outputs, write_text
 from .hashing import hash_source
 from .hashset import HashSet, load_many, refresh, save_many
 from .labels import check_labels
@@ -75,7 +79,11 @@ def _open_inputs(args) -> _Inputs:
                  explicit.items()]
     else:
         skipped: list[str] = []
-        specs = find_splits(handle, skipped)
+        try:
+            specs = find_splits(handle, skipped)
+        except InputError as exc:
+            handle.close()
+            raise UsageError(f"FILE: {exc}") from None
         for note in skipped:  # a warning, even with --quiet: a split may be missing
             print(f"gpudedup: warning: FILE: {note} (in {args.file!r})", file=sys.stderr)
         if not specs:
@@ -115,10 +123,18 @@ def _open_inputs(args) -> _Inputs:
     if guessed:
         _say(args, f"found labels: {', '.join(guessed)} (choose others with --labels "
                    "NAME=/dataset)")
+    unlabelled = [s.name for s in specs if not s.labels]
+    if explicit and unlabelled:
+        _say(args, f"no labels found for {', '.join(unlabelled)} (give them with --labels "
+                   "NAME=/dataset)")
     # the one rule of what a label is (labels.py), worded for the command line
     notes: dict[str, str] = {}
-    labels = check_labels(raw, {n: d.shape[0] for n, d in splits.items()},
-                          names={n: f"--labels {n}" for n in raw}, notes=notes)
+    try:
+        labels = check_labels(raw, {n: d.shape[0] for n, d in splits.items()},
+                              names={n: f"--labels {n}" for n in raw}, notes=notes)
+    except GpudedupError:
+        handle.close()
+        raise
     for name, note in notes.items():
         _say(args, f"labels of {name}: {note}")
     return _Inputs(handle, specs, splits, labels)
@@ -142,9 +158,7 @@ def _with_cached_hashes(args, inputs: _Inputs) -> dict[str, object]:
         source = as_source(dataset, f"--split {name}")
         out[name], changed = refresh(cached, source, be, progress=_progress(args))
         if changed is None:
-            _say(args, f"hashes of {name}: stale (the cache holds {cached.count} images of "
-                       f"shape {cached.image_shape}, the split {source.count} of "
-                       f"{source.image_shape}); hashed again")
+            _say(args, f"hashes of {name}: stale ({_misfit(cached, source)}); hashed again")
         elif changed.size:
             _say(args, f"hashes of {name}: stale for {changed.size} of {source.count} images "
                        f"(changed since hashing); rehashed them, reused the rest from "
@@ -153,6 +167,19 @@ def _with_cached_hashes(args, inputs: _Inputs) -> dict[str, object]:
             _say(args, f"hashes of {name}: reused from {args.hashes} (all {source.count} "
                        "images unchanged)")
     return out
+
+
+def _misfit(cached: HashSet, source) -> str:
+    # why cached hashes cannot be matched to the images row by row
+    from .hashing import phash_convention
+
+    if cached.count != source.count:
+        return f"the cache holds {cached.count} images, the split {source.count}"
+    if cached.image_shape != source.image_shape or cached.dtype != source.dtype:
+        return (f"the cache holds images of shape {cached.image_shape} and {cached.dtype}, the "
+                f"split {source.image_shape} and {source.dtype}")
+    return (f"its phashes follow the {cached.convention or 'unknown'} convention, this "
+            f"installation {phash_convention()}")
 
 
 def _run_scan(args, inputs: _Inputs):
@@ -181,22 +208,33 @@ def _write_reports(args, report) -> None:
     for option, method in (("json", report.to_json), ("csv", report.to_csv),
                            ("html", report.to_html)):
         path = getattr(args, option, None)
-        if path:
-            _refuse_input(args, path, f"--{option}")
-            method(path, **({"max_rows": args.max_rows} if option == "html" else {}))
-            _say(args, f"{option.upper()} report written to {path}")
+        if not path:
+            continue
+        text = method(None, **({"max_rows": args.max_rows} if option == "html" else {}))
+        if path == "-":
+            # main sent everything else to stderr; the report goes to the real stdout
+            with contextlib.redirect_stdout(getattr(args, "stdout", None) or sys.stdout):
+                write_text("-", text, option=f"--{option}")
+            continue
+        write_text(path, text, option=f"--{option}")
+        if not args.quiet:
+            print(f"{option.upper()} report written to {path}", file=_summary_stream(args))
 
 
-def _refuse_input(args, path: str, option: str) -> None:
-    # an output must never overwrite the input (same path, symlink or hard link)
-    if same_file(path, args.file):
-        raise UsageError(f"{option}: {path!r} is the input file; choose another path")
+def _refuse_input(args) -> None:
+    # before any work: no output on an input or on another output, every directory writable,
+    # HDF5 outputs (-o) never standard output, a FIFO or a device
+    outputs = {f"--{o}": getattr(args, o, None) for o in ("json", "csv", "html")}
+    outputs["-o"] = getattr(args, "output", None)
+    inputs = {"FILE": getattr(args, "file", None), "--hashes": getattr(args, "hashes", None)}
+    check_outputs(outputs, inputs, hdf5={"-o"})
 
 
 # -------------------------------------------------------------------------- commands
 
 
 def _cmd_scan(args) -> int:
+    _refuse_input(args)
     inputs = _open_inputs(args)
     with inputs.handle:
         report = _run_scan(args, inputs)
@@ -213,7 +251,7 @@ def _cmd_scan(args) -> int:
 
 
 def _cmd_clean(args) -> int:
-    _refuse_input(args, args.output, "-o")
+    _refuse_input(args)
     priority = [p for p in args.priority.split(",") if p] if args.priority else None
     inputs = _open_inputs(args)
     try:
@@ -224,12 +262,13 @@ def _cmd_clean(args) -> int:
     with inputs.handle:
         report = _run_scan(args, inputs)
         plan = plan_clean(report, priority, keep_conflicts=args.keep_conflicts)
-        _write_reports(args, report)
+        if not args.dry_run:  # a dry run writes no file at all, reports included
+            _write_reports(args, report)
     stream = _summary_stream(args)
     _say(args)
     print(report, file=stream)
     print(file=stream)
-    print("dry run: nothing written; a real run would do this:" if args.dry_run
+    print("dry run: no file written; a real run would do this:" if args.dry_run
           else "plan:", file=stream)
     print(plan, file=stream)
     try:
@@ -247,7 +286,7 @@ def _cmd_clean(args) -> int:
 
 
 def _cmd_hash(args) -> int:
-    _refuse_input(args, args.output, "-o")
+    _refuse_input(args)
     from . import backend as backends
 
     inputs = _open_inputs(args)
@@ -267,6 +306,7 @@ def _cmd_hash(args) -> int:
 def _cmd_demo(args) -> int:
     from .demo import make_demo
 
+    _refuse_input(args)
     data = make_demo(seed=args.seed)
     print("gpudedup demo: a built-in train/valid/test set of 28x28 glyphs with planted")
     print("duplicates. Planted:")
@@ -288,11 +328,8 @@ def _cmd_demo(args) -> int:
     print()
     print(report)
     print()
-    if args.json:
-        report.to_json(args.json)
-        print(f"JSON report written to {args.json}")
-    report.to_html(args.html)
-    print(f"HTML report written to {args.html}")
+    args.csv, args.max_rows = None, getattr(args, "max_rows", 100)
+    _write_reports(args, report)
     return 0
 
 
@@ -446,18 +483,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: exit status after SIGINT (Ctrl-C) and SIGTERM: 128 + the signal, as a shell reports it
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+@contextlib.contextmanager
+def _interrupts():
+    # SIGINT and SIGTERM raise fileio.Interrupted while the command runs; an interrupt that a
+    # finaliser swallowed ("Exception ignored in ...") is kept, silently, so that the run still
+    # stops before renaming an output and exits non-zero; everything is restored afterwards
+    fileio.clear_interrupt()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in EXIT_SIGNAL:
+            handler = signal.getsignal(signum)
+            if handler is not signal.SIG_IGN:  # nohup and background jobs ignore SIGINT
+                # raises fileio.Interrupted: every write in progress removes its temporary file
+                previous[signum] = signal.signal(signum, fileio.signal_handler)
+        if previous:  # raises an interrupt that had to wait for HDF5 to return
+            previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, fileio.retry_handler)
+    hook = sys.unraisablehook
+
+    def unraisable(info):
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            fileio.note_interrupt(getattr(info.exc_value, "signum", signal.SIGINT))
+            return
+        hook(info)
+
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        fileio.clear_interrupt()
+        if previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupt_status() -> int:
+    return EXIT_SIGNAL.get(fileio.interrupted(), 130)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``gpudedup`` command; returns the exit status."""
-    try:
-        args = build_parser().parse_args(argv)
-        return args.run(args)
-    except GpudedupError as exc:
-        # expected failures only: anything else is a bug and keeps its traceback
-        print(f"gpudedup: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("gpudedup: interrupted", file=sys.stderr)
-        return 130
+    with _interrupts():
+        try:
+            args = build_parser().parse_args(argv)
+            args.stdout = sys.stdout
+            # a report on standard output stays parseable: all other output goes to stderr
+            to_stdout = any(getattr(args, o, None) == "-" for o in ("json", "csv", "html"))
+            with contextlib.redirect_stdout(sys.stderr) if to_stdout else contextlib.nullcontext():
+                code = args.run(args)
+        except GpudedupError as exc:
+            if fileio.interrupted() is not None:  # an error caused by the interrupt
+                print("gpudedup: interrupted", file=sys.stderr)
+                return _interrupt_status()
+            # expected failures only: anything else is a bug and keeps its traceback
+            print(f"gpudedup: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("gpudedup: interrupted", file=sys.stderr)
+            return _interrupt_status()
+        if fileio.interrupted() is not None:  # interrupted, and the exception got lost
+            print("gpudedup: interrupted", file=sys.stderr)
+            return _interrupt_status()
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -89,6 +89,40 @@ def clear_interrupt() -> None:
     _interrupted = None
 
 
+# how deep the process is inside a callback HDF5 makes into _GuardedFile: an exception raised
+# there would reach HDF5 as a failed write, which leaves the file in a state that segfaults
+_in_callback = 0
+# seconds between tries to raise an interrupt that arrived inside such a callback
+_RETRY_S = 0.005
+
+
+def signal_handler(signum, frame) -> None:
+    """Handler for SIGINT and SIGTERM that the command installs: raise :class:`Interrupted`.
+
+    Every write in progress then runs its cleanup and removes its temporary file. A signal that
+    arrives while HDF5 is inside a write callback is raised a moment later, once HDF5 has
+    returned (SIGALRM, handled by :func:`retry_handler`).
+
+    Parameters
+    ----------
+    signum : int
+        The signal received.
+    frame : frame
+        The interrupted frame (unused).
+    """
+    note_interrupt(signum)
+    if _in_callback:
+        signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
+        return
+    raise Interrupted(signum)
+
+
+def retry_handler(signum, frame) -> None:
+    """SIGALRM handler paired with :func:`signal_handler`: raise a deferred interrupt now."""
+    if _interrupted is not None:
+        signal_handler(_interrupted, frame)
+
+
 @contextlib.contextmanager
 def _signals_blocked():
     # cleanup must finish even when a second Ctrl-C arrives; a blocked signal is delivered
@@ -490,6 +524,7 @@ class _GuardedFile(io.RawIOBase):
         self._fd = os.open(path, os.O_RDWR | os.O_TRUNC)
         self._pos = 0
         self.error: OSError | None = None
+        self.interrupt: KeyboardInterrupt | None = None
 
     def readable(self):
         return True
@@ -512,30 +547,52 @@ class _GuardedFile(io.RawIOBase):
     def tell(self):
         return self._pos
 
+    def _call(self, operation, *args):
+        # run inside HDF5's callback: never let an exception reach HDF5. Ctrl-C under the
+        # default handler (a Python caller, not the command) is kept and raised by h5_output
+        # once the file is closed; pread, pwrite and ftruncate at an offset can be retried.
+        global _in_callback
+        _in_callback += 1
+        try:
+            while True:
+                try:
+                    return operation(*args)
+                except KeyboardInterrupt as exc:
+                    self.interrupt = exc
+        finally:
+            _in_callback -= 1
+
     def readinto(self, buffer):
-        n = os.preadv(self._fd, [buffer], self._pos)
+        n = self._call(os.preadv, self._fd, [buffer], self._pos)
         self._pos += n
         return n
 
+    def _write_all(self, view):
+        done = 0
+        try:
+            while done < len(view):  # pwrite may write less than asked
+                done += os.pwrite(self._fd, view[done:], self._pos + done)
+        except OSError as exc:
+            self.error = exc
+
     def write(self, buffer):
         view = memoryview(buffer).cast("B")
-        if self.error is None:
-            done = 0
-            try:
-                while done < len(view):  # pwrite may write less than asked
-                    done += os.pwrite(self._fd, view[done:], self._pos + done)
-            except OSError as exc:
-                self.error = exc
+        # after a failure or an interrupt, the file is removed anyway: drop the rest
+        if self.error is None and self.interrupt is None and _interrupted is None:
+            self._call(self._write_all, view)
         self._pos += len(view)
         return len(view)
 
+    def _truncate(self, size):
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as exc:
+            self.error = exc
+
     def truncate(self, size=None):
         size = self._pos if size is None else size
-        if self.error is None:
-            try:
-                os.ftruncate(self._fd, size)
-            except OSError as exc:
-                self.error = exc
+        if self.error is None and self.interrupt is None and _interrupted is None:
+            self._call(self._truncate, size)
         return size
 
     def flush(self):
@@ -581,13 +638,17 @@ def h5_output(path, *, need: int = 0, option: str | None = None):
             handle = h5py.File(guard, "w")
             try:
                 yield handle
-            except Exception:
+            except BaseException as exc:
+                # no second Ctrl-C inside the close that cleans up (it would break HDF5)
+                with _signals_blocked():
+                    handle.close()
                 # the disk filling up is what went wrong, whatever the body made of it
-                if guard.error is not None:
+                if guard.error is not None and not isinstance(exc, KeyboardInterrupt):
                     raise _as_file_error(guard.error, option, path) from None
                 raise
-            finally:
-                handle.close()
+            handle.close()
+            if guard.interrupt is not None:
+                raise guard.interrupt
             if guard.error is not None:
                 raise _as_file_error(guard.error, option, path) from None
             guard.fsync()

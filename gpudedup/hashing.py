@@ -195,8 +195,14 @@ def phash(images, *, backend: str = "auto", batch_size: int | None = None,
 
     Raises
     ------
-    ValueError, TypeError
+    InputError, InputTypeError
         Bad shape or dtype, or NaN/inf in a float image.
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> hex(int(gd.phash(np.full((1, 28, 28), 7, np.uint8))[0]))  # a constant image
+    '0x8000000000000000'
     """
     source, be = _open(images, backend, batch_size)
     return compute_hashes(source, be, digests=False, batch_size=batch_size,
@@ -210,6 +216,13 @@ def digest(images, *, backend: str = "auto", batch_size: int | None = None,
     Parameters are as for :func:`phash`. Returns a ``(N, 2)`` uint64 array, identical on every
     backend and for every batch size. Equal digests are candidates only: ``find_overlaps``
     verifies them byte for byte.
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> d = gd.digest(np.zeros((2, 4, 4), np.uint8))
+    >>> d.shape, bool((d[0] == d[1]).all())
+    ((2, 2), True)
     """
     source, be = _open(images, backend, batch_size)
     return compute_hashes(source, be, phashes=False, batch_size=batch_size,
@@ -222,6 +235,14 @@ def hash_images(images, *, backend: str = "auto", batch_size: int | None = None,
 
     Parameters are as for :func:`phash`. The HashSet keeps a reference to the images so that
     exact candidates can still be verified byte for byte.
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> x = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    >>> hs = gd.hash_images(x)
+    >>> hs.count, gd.find_overlaps(hs, x[[5]]).pairs.tolist()
+    (20, [[5, 0]])
     """
     source, be = _open(images, backend, batch_size)
     return hash_source(source, be, batch_size=batch_size, progress=progress)

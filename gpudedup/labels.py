@@ -60,6 +60,11 @@ def read_labels(values, name: str) -> np.ndarray:
     Returns
     -------
     ndarray
+
+    Examples
+    --------
+    >>> read_labels([1, 2, 3], "labels['train']")
+    array([1, 2, 3])
     """
     if isinstance(values, (str, os.PathLike)):
         from .sources import open_h5_dataset
@@ -107,10 +112,12 @@ def _from_objects(arr: np.ndarray, name: str) -> np.ndarray:
             return np.array([math.nan if _missing(x) else x for x in flat],
                             dtype=np.float64).reshape(arr.shape)
         return np.array(flat).reshape(arr.shape)
-    bad = next(x for x in present if not isinstance(x, (str, bytes, np.str_, np.bytes_)
-                                                    + numbers))
+    text = (str, bytes, np.str_, np.bytes_)
+    bad = [x for x in present if not isinstance(x, text + numbers)]
+    if not bad:
+        raise InputTypeError(f"{name}: labels mix strings and numbers; give one kind")
     raise InputTypeError(f"{name}: labels must be numbers or strings, not objects (found "
-                         f"{type(bad).__name__}); they are written to JSON")
+                         f"{type(bad[0]).__name__}); they are written to JSON")
 
 
 def normalise(arr: np.ndarray, name: str) -> np.ndarray:
@@ -128,6 +135,11 @@ def normalise(arr: np.ndarray, name: str) -> np.ndarray:
     ndarray
         A numeric (``b``, ``i``, ``u``, ``f``) or ``str`` (``U``) array of the same length;
         one-hot rows are not converted here (that depends on the other splits).
+
+    Examples
+    --------
+    >>> normalise(np.array([b"cat", b""]), "labels['train']")
+    array(['cat', ''], dtype='<U3')
     """
     if arr.dtype.kind == "O":
         arr = _from_objects(arr, name)
@@ -151,7 +163,13 @@ def normalise(arr: np.ndarray, name: str) -> np.ndarray:
 
 def is_one_hot(arr: np.ndarray) -> bool:
     """Whether ``arr`` is 2-d one-hot rows: numbers 0/1, at least two columns, at most one 1
-    per row and at least one 1 somewhere (all-zero rows are unknown)."""
+    per row and at least one 1 somewhere (all-zero rows are unknown).
+
+    Examples
+    --------
+    >>> is_one_hot(np.array([[0, 1], [1, 0], [0, 0]])), is_one_hot(np.array([[1, 1], [0, 1]]))
+    (True, False)
+    """
     if arr.ndim != 2 or arr.shape[1] < 2 or arr.dtype.kind not in _NUMERIC or not arr.size:
         return False
     ones = arr == 1
@@ -162,7 +180,15 @@ def is_one_hot(arr: np.ndarray) -> bool:
 
 
 def one_hot_indices(arr: np.ndarray) -> np.ndarray:
-    """Class indices of one-hot rows: int64, or float64 with NaN where a row is all zero."""
+    """Class indices of one-hot rows: int64, or float64 with NaN where a row is all zero.
+
+    Examples
+    --------
+    >>> one_hot_indices(np.array([[0, 1], [1, 0]])).tolist()
+    [1, 0]
+    >>> one_hot_indices(np.array([[0, 1], [0, 0]])).tolist()
+    [1.0, nan]
+    """
     index = np.argmax(arr == 1, axis=1)
     empty = ~(arr == 1).any(axis=1)
     if empty.any():
@@ -205,6 +231,14 @@ def check_labels(labels, counts: Mapping[str, int], *, names: Mapping[str, str] 
     InputError
         An unknown split, a wrong count, bytes that are not UTF-8, infinite numbers, or splits
         whose labels differ in kind or in shape per image (both splits named).
+
+    Examples
+    --------
+    >>> notes = {}
+    >>> out = check_labels({"train": np.eye(3, dtype=int)[[2, 0]], "test": [2, 1]},
+    ...                    {"train": 2, "test": 2}, notes=notes)
+    >>> out["train"].tolist(), notes
+    ([2, 0], {'train': 'one-hot rows read as class indices'})
     """
     if labels is None:
         return {}
@@ -255,7 +289,13 @@ def check_labels(labels, counts: Mapping[str, int], *, names: Mapping[str, str] 
 
 
 def known(values: np.ndarray) -> np.ndarray:
-    """Element-wise: which labels are known (not NaN, not the empty string)."""
+    """Element-wise: which labels are known (not NaN, not the empty string).
+
+    Examples
+    --------
+    >>> known(np.array([1.0, np.nan])).tolist(), known(np.array(["a", ""])).tolist()
+    ([True, False], [True, False])
+    """
     values = np.asarray(values)
     if values.dtype.kind == "f":
         return ~np.isnan(values)
@@ -278,6 +318,11 @@ def labels_differ(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of bool, shape (k,)
+
+    Examples
+    --------
+    >>> labels_differ(np.array([1.0, 2.0, np.nan]), np.array([1, 3, 3])).tolist()
+    [False, True, False]
     """
     left, right = np.asarray(left), np.asarray(right)
     if left.shape[1:] != right.shape[1:] or \
@@ -296,6 +341,11 @@ def json_value(value):
 
     NaN and the empty string (unknown) become None, so the JSON never holds ``NaN``; rows become
     lists; bytes are decoded as UTF-8.
+
+    Examples
+    --------
+    >>> json_value(np.int64(3)), json_value(np.float64("nan")), json_value(np.array([1, 0]))
+    (3, None, [1, 0])
     """
     if isinstance(value, np.ndarray):
         return [json_value(v) for v in value]

@@ -66,10 +66,20 @@ def find_splits(handle, notes: list[str] | None = None) -> list[SplitSpec]:
     Returns
     -------
     list of SplitSpec
+
+    Raises
+    ------
+    InputError
+        The file's metadata is damaged.
     """
     found = []
     for name, spellings in SPLIT_NAMES.items():
-        spec = _find_one(handle, name, spellings, notes if notes is not None else [])
+        try:
+            spec = _find_one(handle, name, spellings, notes if notes is not None else [])
+        except (RuntimeError, OSError) as exc:
+            # HDF5 met bad metadata while looking a name up (a damaged header or heap)
+            raise InputError(f"{handle.filename!r} is damaged, not a valid HDF5 file: its "
+                             f"layout cannot be read (HDF5: {exc})") from None
         if spec is not None:
             found.append(spec)
     return found
@@ -78,8 +88,10 @@ def find_splits(handle, notes: list[str] | None = None) -> list[SplitSpec]:
 def _note_dangling(handle, path: str, what: str, notes: list[str]) -> None:
     if handle.get(path) is None:
         why = dangling_link(handle, path)
-        if why is not None:
-            notes.append(f"{why}, so it is not used as {what}")
+        note = f"{why}, so it is not used as {what}"
+        # /train/images and /train/x both lead through a dangling /train: say it once
+        if why is not None and note not in notes:
+            notes.append(note)
 
 
 def _find_one(handle, name: str, spellings, notes: list[str]) -> SplitSpec | None:
@@ -154,6 +166,14 @@ def guess_labels(handle, split_name: str, images_path: str, count: int) -> str |
     -------
     str or None
         The labels path, or None when no guess fits.
+
+    Examples
+    --------
+    >>> import h5py, numpy as np
+    >>> with h5py.File("guess.h5", "w", driver="core", backing_store=False) as f:
+    ...     f["x_train"], f["y_train"] = np.zeros((2, 4, 4)), np.zeros(2)
+    ...     guess_labels(f, "train", "/x_train", 2)
+    '/y_train'
     """
     parent, _, name = images_path.rstrip("/").rpartition("/")
     guesses = []

@@ -12,6 +12,7 @@ import errno
 import os
 import queue
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -111,9 +112,24 @@ class ImageSource:
             return self.data[indices].get()
         if isinstance(self.data, np.ndarray):
             return self.data[indices]
+        n = self.count
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            raise IndexError(f"{self.name}: image index out of range for {n} images")
         # h5py wants increasing, unique indices
-        unique, inverse = np.unique(indices, return_inverse=True)
-        return np.asarray(self.data[unique])[inverse]
+        unique, inverse = np.unique(np.where(indices < 0, indices + n, indices),
+                                    return_inverse=True)
+        chunks = getattr(self.data, "chunks", None)
+        if not chunks or not unique.size:
+            return np.asarray(self.data[unique])[inverse]
+        # One slice per chunk along N, from its first wanted row to its last: HDF5
+        # decompresses each chunk a read touches, so each chunk is decompressed once (a
+        # fancy read of many rows is also far slower in h5py than a few slices).
+        out = np.empty((unique.size,) + self.image_shape, dtype=self.dtype)
+        cuts = np.flatnonzero(np.diff(unique // chunks[0])) + 1
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, unique.size].tolist()):
+            first, last = int(unique[lo]), int(unique[hi - 1])
+            out[lo:hi] = self.data[first:last + 1][unique[lo:hi] - first]
+        return out[inverse]
 
 
 def _prefetch(source: ImageSource, spans: list[tuple[int, int]]):
@@ -135,7 +151,12 @@ def _prefetch(source: ImageSource, spans: list[tuple[int, int]]):
                 if stop_reading.is_set():
                     return
                 batch = buffers[k % len(buffers)][:stop - start]
-                source.data.read_direct(batch, np.s_[start:stop])
+                try:
+                    source.data.read_direct(batch, np.s_[start:stop])
+                except OSError as exc:  # a damaged chunk, a missing filter: say which images
+                    raise FileError(f"{source.name}: cannot read images {start} to {stop - 1} "
+                                    f"of {source.description} (HDF5: {exc}); the file may be "
+                                    "damaged") from exc
                 ready.put((start, batch))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             ready.put(exc)
@@ -195,9 +216,16 @@ def open_h5_file(path: str, name: str):
     """
     import h5py
 
-    if not os.path.exists(path):
-        raise InputError(f"{name}: file {path!r} does not exist")
-    if os.path.isdir(path):
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{name}: file {path!r} does not exist") from None
+    except PermissionError:
+        raise FileError(f"{name}: permission denied reaching {path!r} (a folder on its path "
+                        "cannot be searched); give your user access to it") from None
+    except OSError as exc:
+        raise FileError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
         raise InputError(f"{name}: {path!r} is a directory, not an HDF5 file")
     try:
         return h5py.File(path, "r", rdcc_nbytes=DEFAULT_BATCH_BYTES, rdcc_nslots=10007)
@@ -259,13 +287,13 @@ def dangling_link(handle, dataset: str) -> str | None:
         here = f"{here}/{part}"
         try:
             link = handle.get(here, getlink=True)
-        except (KeyError, ValueError, OSError):
+        except (KeyError, ValueError):
             return None
         if link is None:
             return None
         try:
             handle[here]
-        except (KeyError, ValueError, OSError):
+        except KeyError:
             if isinstance(link, h5py.SoftLink):
                 return f"{here!r} is a dangling soft link to {link.path!r}"
             if isinstance(link, h5py.ExternalLink):
@@ -291,15 +319,19 @@ def get_dataset(handle, dataset: str, name: str):
     import h5py
 
     path = handle.filename
-    why = dangling_link(handle, dataset)
-    if why is not None:
-        raise InputError(f"{name}: {why} in {path!r}; point it at a dataset that exists")
-    if dataset not in handle:
-        raise InputError(f"{name}: {path!r} has no dataset {dataset!r}")
     try:
+        why = dangling_link(handle, dataset)
+        if why is not None:
+            raise InputError(f"{name}: {why} in {path!r}; point it at a dataset that exists")
+        if dataset not in handle:
+            raise InputError(f"{name}: {path!r} has no dataset {dataset!r}")
         obj = handle[dataset]
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"{name}: cannot open {dataset!r} in {path!r} ({exc})") from None
+    except (KeyError, ValueError, RuntimeError, OSError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        # HDF5 met bad metadata on the way (a damaged object header or heap)
+        raise InputError(f"{name}: cannot open {dataset!r} in {path!r}: the file is damaged, "
+                         f"not a valid HDF5 file (HDF5: {exc})") from None
     if not isinstance(obj, h5py.Dataset):
         raise InputError(f"{name}: {dataset!r} in {path!r} is a group, not a dataset")
     return obj

@@ -10,6 +10,7 @@ from helpers import perturb, planted, same_overlaps, smooth_images, write_h5
 from naive import naive_exact_pairs, naive_groups, naive_hamming_pairs
 
 import gpudedup as gd
+from gpudedup.schema import PAIR_COLUMNS, SCHEMA_VERSION, SECTIONS
 
 
 def expected_overlaps(a, b, threshold, *, exact=True, near=True):
@@ -410,8 +411,11 @@ def test_scan_to_json_schema(tmp_path):
     rep = gd.scan(splits, labels=labels, threshold=8)
     text = rep.to_json()
     data = json.loads(text)
-    assert set(data) >= {"version", "threshold", "splits", "pairs", "summary"}
+    assert set(data) >= {"schema_version", "version", "mode", "threshold", "splits", "pairs",
+                         "summary"}
+    assert data["schema_version"] == SCHEMA_VERSION
     assert data["version"] == gd.__version__
+    assert data["mode"] == "exact+near"
     assert data["threshold"] == 8
     assert list(data["splits"]) == ["train", "valid", "test"]
     for name, info in data["splits"].items():
@@ -422,17 +426,33 @@ def test_scan_to_json_schema(tmp_path):
     expected = {(a, i, b, j): (d, e) for a, i, b, j, d, e in _all_pairs(rep)}
     assert len(data["pairs"]) == len(expected)
     conflicts = {(c.a, c.i, c.b, c.j) for c in rep.conflicts}
+    sections = []
     for row in data["pairs"]:
+        assert list(row) == list(PAIR_COLUMNS)
         key = (row["a"], row["i"], row["b"], row["j"])
         assert expected[key] == (row["distance"], row["exact"])
+        assert isinstance(row["exact"], bool)  # a JSON boolean, not 0/1
+        kind = "duplicate" if row["a"] == row["b"] else "leak"
+        assert row["section"] == f"{'exact' if row['exact'] else 'near'}_{kind}"
+        sections.append(row["section"])
         if row["a"] == row["b"]:
             assert row["i"] < row["j"]
+        for side, name, index in (("a", row["a"], row["i"]), ("b", row["b"], row["j"])):
+            want = int(labels[name][index]) if name in labels else None
+            assert row[f"label_{side}"] == want
         if row["a"] in labels and row["b"] in labels:
-            assert row["labels"] == [int(labels[row["a"]][row["i"]]),
-                                     int(labels[row["b"]][row["j"]])]
-            assert row["conflict"] == (key in conflicts)
+            assert row["conflict"] is (key in conflicts)
         else:
-            assert "conflict" not in row or row["conflict"] is False
+            assert row["conflict"] is None and key not in conflicts
+        for column in ("similarity", "transform", "group", "path_a", "path_b"):
+            assert row[column] is None
+    # rows come in display order: exact leaks, near leaks, exact duplicates, near duplicates
+    assert sections == sorted(sections, key=list(SECTIONS).index)
+    assert {"exact_leak", "near_leak", "exact_duplicate"} <= set(sections)
+    for key in ("near_leak", "near_duplicate"):  # near pairs most alike first
+        distances = [row["distance"] for row in data["pairs"] if row["section"] == key]
+        assert distances == sorted(distances)
+    assert any(row["conflict"] is None for row in data["pairs"])  # test has no labels
     assert data["summary"] == json.loads(json.dumps(rep.summary()))
     path = tmp_path / "report.json"
     assert rep.to_json(path) == text

@@ -10,6 +10,7 @@ import pytest
 
 from gpudedup import cli
 from gpudedup.demo import make_demo
+from gpudedup.schema import PAIR_COLUMNS, SCHEMA_VERSION
 
 LAYOUTS = {
     "notmnist": {"train": ("/train_dataset", "/train_labels"),
@@ -79,16 +80,30 @@ def test_scan_writes_reports(demo_file, tmp_path, capsys):
                          "--html", out_html, "--quiet")
     assert code == 0, err
     report = json.loads(out_json.read_text())
-    assert set(report) == {"version", "threshold", "splits", "pairs", "summary"}
+    assert set(report) == {"schema_version", "version", "mode", "threshold", "splits", "pairs",
+                           "summary"}
+    assert report["schema_version"] == SCHEMA_VERSION and report["mode"] == "exact+near"
     assert report["splits"]["train"]["count"] == 600
     assert report["splits"]["train"]["source"].endswith("data.h5:/train_dataset")
     pairs = {(p["a"], p["i"], p["b"], p["j"]) for p in report["pairs"]}
     assert ("train", 3, "valid", 7) in pairs and ("train", 18, "train", 501) in pairs
-    conflicts = [p for p in report["pairs"] if p.get("conflict")]
+    assert all(list(p) == list(PAIR_COLUMNS) for p in report["pairs"])
+    conflicts = [p for p in report["pairs"] if p["conflict"]]
     assert [(p["i"], p["j"]) for p in conflicts] == [(18, 501)]
+    assert (conflicts[0]["label_a"], conflicts[0]["label_b"]) == (7, 8)
+    assert all(p["conflict"] is False for p in report["pairs"] if p not in conflicts)
     rows = out_csv.read_text().splitlines()
-    assert rows[0] == "a,i,b,j,distance,exact,label_a,label_b,conflict"
+    assert rows[0] == ",".join(PAIR_COLUMNS)
+    assert rows[0].startswith("section,a,i,b,j,exact,distance,")
     assert len(rows) == 1 + len(report["pairs"])
+    # the CSV rows are the JSON rows, in the same order, booleans as true/false, null empty
+    for line, p in zip(rows[1:], report["pairs"]):
+        cells = dict(zip(PAIR_COLUMNS, line.split(",")))
+        assert cells["exact"] == ("true" if p["exact"] else "false")
+        assert cells["conflict"] == ("true" if p["conflict"] else "false")
+        assert (cells["section"], cells["a"], int(cells["i"]), cells["b"], int(cells["j"])) == \
+            (p["section"], p["a"], p["i"], p["b"], p["j"])
+        assert cells["similarity"] == cells["group"] == ""
     page = out_html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert sha256(demo_file) == before
@@ -100,7 +115,13 @@ def test_explicit_splits_and_labels(demo_file, capsys):
                          "--split", "b=/test_dataset", "--labels", "a=/train_labels",
                          "--quiet")
     assert code == 0, err
-    assert "a -> b" in out
+    lines = out.splitlines()
+    assert lines[0].startswith("looked for: ")
+    leak = next(k for k, line in enumerate(lines) if line.startswith("a <-> b "))
+    split = next(k for k, line in enumerate(lines) if line.startswith("split "))
+    assert leak < split
+    assert [line.split()[0] for line in lines[split + 1:split + 3]] == ["a", "b"]
+    assert lines[-1].startswith("duplicate groups: ") and "label conflicts: 1" in lines[-1]
     assert "found splits" not in out
 
 
