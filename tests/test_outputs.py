@@ -200,7 +200,7 @@ def test_collision_through_links(data, tmp_path, capsys, monkeypatch, how):
 
 
 @pytest.mark.parametrize("how", ["same", "symlink", "hardlink", "dotted"])
-@pytest.mark.parametrize("option", ["-o", "--json"])
+@pytest.mark.parametrize("option", ["--json", "--csv"])
 def test_output_equal_to_the_input_is_refused(data, tmp_path, capsys, monkeypatch, how,
                                                option):
     forbid_work(monkeypatch)
@@ -212,19 +212,24 @@ def test_output_equal_to_the_input_is_refused(data, tmp_path, capsys, monkeypatc
     else:
         path = tmp_path / "alias.h5"
         (path.symlink_to if how == "symlink" else path.hardlink_to)(data)
-    code, _, err = run(capsys, "clean", data, "-o" if option == "-o" else tmp_path / "c.h5",
-                       *([] if option == "-o" else ["--json", path]),
-                       *(["-o", path] if option == "-o" else []))
+    outputs = {"-o": tmp_path / "c.h5", option: path}
+    code, _, err = run(capsys, "clean", data, *[x for kv in outputs.items() for x in kv])
     assert code == 2 and option in err and "input" in err
     assert open(data, "rb").read() == before
 
 
-def test_output_equal_to_the_hash_cache_is_refused(data, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("command,option", [("scan", "--json"), ("clean", "-o")])
+def test_output_equal_to_the_hash_cache_is_refused(data, tmp_path, capsys, monkeypatch,
+                                                   command, option):
     cache = tmp_path / "h.h5"
-    cache.write_bytes(b"")
+    cache.write_bytes(b"cache")
     forbid_work(monkeypatch)
-    code, _, err = run(capsys, "scan", data, "--hashes", cache, "--json", cache)
-    assert code == 2 and "--json" in err and "--hashes" in err
+    outputs = {"-o": tmp_path / "c.h5"} if command == "clean" else {}
+    outputs[option] = cache
+    code, _, err = run(capsys, command, data, "--hashes", cache,
+                       *[x for kv in outputs.items() for x in kv])
+    assert code == 2 and option in err and "--hashes" in err
+    assert cache.read_bytes() == b"cache"
 
 
 # ----------------------------------------------------------------------- directories
