@@ -6,7 +6,7 @@ from . import _numba_cache
 _numba_cache.install()
 
 from ._version import __version__  # noqa: E402
-from .api import DEFAULT_THRESHOLD, find_duplicates, find_overlaps, scan  # noqa: E402
+from .api import DEFAULT_THRESHOLD, clean, find_duplicates, find_overlaps, scan  # noqa: E402
 from .clean import CleanPlan, keep_masks, plan_clean  # noqa: E402
 from .errors import GpudedupError, InputError, InputTypeError  # noqa: E402
 from .hashing import digest, hash_images, phash  # noqa: E402
@@ -24,6 +24,7 @@ __all__ = [
     "Overlaps",
     "Report",
     "__version__",
+    "clean",
     "digest",
     "find_duplicates",
     "find_overlaps",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 
@@ -9,13 +10,15 @@ import numpy as np
 
 from . import backend as backends
 from .checks import check_batch_size, check_strategy, check_threshold
+from .clean import DEFAULT_MAX_REMOVED, CleanPlan, plan_clean, write_clean
 from .errors import InputError, InputTypeError
 from .hashing import hash_source
 from .hashset import HashSet
 from .labels import check_labels
+from .layout import SplitSpec
 from .results import Overlaps, Report, SplitInfo
 from .search import digest_pairs, hamming_pairs, verify_pairs
-from .sources import ImageSource, as_source
+from .sources import ImageSource, as_source, split_h5_path
 
 #: default largest Hamming distance of a near pair, chosen with bench/accuracy.py: at 6,
 #: brightness/contrast, noise, blur and JPEG copies are found 98-100% of the time and 83% of
@@ -233,3 +236,81 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
     return Report(splits=info, overlaps=overlaps, duplicates=duplicates, labels=label_arrays,
                   threshold=threshold, sources={n: h.source for n, h in hashes.items()},
                   exact=exact, near=near)
+
+
+def clean(data, output=None, *, labels=None, priority=None, keep_conflicts: bool = False,
+          max_removed: float = DEFAULT_MAX_REMOVED, dry_run: bool = False,
+          **scan_options) -> CleanPlan:
+    """Plan a clean of ``data`` and, given ``output``, write the cleaned HDF5 file.
+
+    Parameters
+    ----------
+    data : Report or mapping of str to images
+        A scan's Report, or splits as for :func:`scan` (then scanned now with
+        ``scan_options``).
+    output : str or path, optional
+        Where to write a copy of the HDF5 file the splits come from, without the removed images
+        (and their labels): every split must be a dataset of one HDF5 file (an ``h5py.Dataset``
+        or ``"file.h5:/dataset"``). Without it nothing is written: apply ``plan.keep[split]``
+        to arrays yourself.
+    labels : mapping, optional
+        As for :func:`scan`. Labels given as datasets of the same file (``"file.h5:/y"`` or
+        ``h5py.Dataset``) are filtered with their images in ``output``.
+    priority, keep_conflicts
+        As for :func:`plan_clean`.
+    max_removed : float
+        Largest share of any split a clean may remove; more raises RemovalLimitError (an
+        InputError) naming this argument, before anything is written.
+    dry_run : bool
+        Plan and check only; write nothing (the guard is not applied: the plan shows what a
+        real run would remove).
+
+    Returns
+    -------
+    CleanPlan
+        ``keep`` masks, ``reasons``, and ``written`` (the output path, or None).
+
+    Examples
+    --------
+    >>> import numpy as np, gpudedup as gd
+    >>> x = np.random.default_rng(0).integers(0, 256, (20, 16, 16), dtype=np.uint8)
+    >>> plan = gd.clean({"train": x, "test": x[:1]}, dry_run=True)
+    >>> plan.removed(), plan.written
+    ({'train': 1, 'test': 0}, None)
+    """
+    report = data if isinstance(data, Report) else scan(data, labels, **scan_options)
+    plan = plan_clean(report, priority, keep_conflicts)
+    target = None if output is None else _clean_target(report, labels)
+    if dry_run:
+        return plan
+    plan.check(max_removed, name="max_removed")
+    if target is not None:
+        path, specs = target
+        write_clean(path, output, specs, plan.keep, threshold=report.threshold)
+        plan.written = os.fspath(output)
+    return plan
+
+
+def _clean_target(report: Report, labels) -> tuple[str, list[SplitSpec]]:
+    # the one HDF5 file all splits come from, and where each split's images and labels are
+    files, specs = set(), []
+    for name in report.splits:
+        source = report.sources.get(name)
+        data = getattr(source, "data", None)
+        if not getattr(source, "is_file", False):
+            raise InputError(f"output: split {name!r} is not a dataset of an HDF5 file; only "
+                             "HDF5 input can be written cleaned (apply plan.keep to arrays)")
+        files.add(os.path.realpath(data.file.filename))
+        label_path = None
+        given = (labels or {}).get(name)
+        if isinstance(given, (str, os.PathLike)):
+            file, label_path = split_h5_path(os.fspath(given))
+            files.add(os.path.realpath(file))
+        elif given is not None and hasattr(given, "file") and hasattr(given, "name"):
+            files.add(os.path.realpath(given.file.filename))
+            label_path = given.name
+        specs.append(SplitSpec(name, data.name, label_path))
+    if len(files) != 1:
+        raise InputError(f"output: the splits and labels come from {len(files)} files; a "
+                         "cleaned copy can be written of one HDF5 file only")
+    return files.pop(), specs

@@ -248,3 +248,24 @@ def test_progress_names_the_split(flood, capsys):
         gd.scan(flood, progress=True)
     err = capsys.readouterr().err
     assert "hashing train" in err and "splits[" not in err
+
+
+def test_api_clean_plans_guards_and_writes(flood_file, tmp_path, flood):
+    spec = flood_file.as_posix()
+    splits = {"train": f"{spec}:/x_train", "test": f"{spec}:/x_test"}
+    labels = {"train": f"{spec}:/y_train", "test": f"{spec}:/y_test"}
+    out = tmp_path / "out.h5"
+    before = sha_tree(tmp_path)
+    plan = gd.clean(splits, out, labels=labels, dry_run=True)
+    assert sha_tree(tmp_path) == before and plan.written is None
+    assert plan.removed()["train"] == N_TRAIN + 7
+    with pytest.raises(gd.InputError, match="max_removed"):
+        gd.clean(splits, out, labels=labels)
+    assert sha_tree(tmp_path) == before
+    plan = gd.clean(splits, out, labels=labels, max_removed=1.0)
+    assert plan.written == str(out)
+    with h5py.File(out) as f:
+        assert f["x_train"].shape[0] == f["y_train"].shape[0] == int(plan.keep["train"].sum())
+        np.testing.assert_array_equal(f["x_test"][()], flood["test"][plan.keep["test"]])
+    with pytest.raises(gd.InputError, match="output: split 'train' is not a dataset"):
+        gd.clean({"train": flood["train"]}, tmp_path / "x.h5", max_removed=1.0)

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import threading
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -204,7 +205,7 @@ def test_collision_through_links(data, tmp_path, capsys, monkeypatch, how):
 def test_output_equal_to_the_input_is_refused(data, tmp_path, capsys, monkeypatch, how,
                                                option):
     forbid_work(monkeypatch)
-    before = open(data, "rb").read()
+    before = Path(data).read_bytes()
     if how == "same":
         path = data
     elif how == "dotted":
@@ -215,7 +216,7 @@ def test_output_equal_to_the_input_is_refused(data, tmp_path, capsys, monkeypatc
     outputs = {"-o": tmp_path / "c.h5", option: path}
     code, _, err = run(capsys, "clean", data, *[x for kv in outputs.items() for x in kv])
     assert code == 2 and option in err and "input" in err
-    assert open(data, "rb").read() == before
+    assert Path(data).read_bytes() == before
 
 
 @pytest.mark.parametrize("command,option", [("scan", "--json"), ("clean", "-o")])
