@@ -35,7 +35,7 @@ def flood():
     train = np.concatenate([_near_flood(rng, base, N_TRAIN + 1), distinct])
     test = _near_flood(rng, base, N_TEST)
     planted_test = np.zeros((6,) + base.shape, np.uint8)
-    for k, (i, j) in enumerate(PLANTED):
+    for k, (i, _) in enumerate(PLANTED):
         planted_test[k] = train[i]
     test = np.concatenate([test[:31], planted_test, test[31:]])
     return {"train": train, "test": test}

@@ -1,4 +1,5 @@
-"""The HTML report: structure, section order, per-section cap, escaping, thumbnails, placeholders, a real browser."""
+"""The HTML report: structure, section order, per-section cap, escaping, thumbnails,
+placeholders, a real browser."""
 
 import base64
 import html
