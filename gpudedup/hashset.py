@@ -70,11 +70,28 @@ class HashSet:
 
     @classmethod
     def from_phash(cls, codes) -> HashSet:
-        """A HashSet of bare uint64 perceptual hashes (near search only)."""
+        """A HashSet of bare uint64 perceptual hashes (near search only).
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> hs = gd.HashSet.from_phash(np.array([0, 1, 7], dtype=np.uint64))
+        >>> gd.find_overlaps(hs, threshold=1).pairs.tolist()
+        [[0, 1]]
+        """
         return cls(np.asarray(codes), description="phash codes")
 
     def save(self, path) -> None:
-        """Write to an HDF5 file (under a temporary name, then renamed into place)."""
+        """Write to an HDF5 file (under a temporary name, then renamed into place).
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, gpudedup as gd
+        >>> path = os.path.join(tempfile.mkdtemp(), "train.hashes.h5")
+        >>> gd.hash_images(np.zeros((3, 8, 8), np.uint8)).save(path)
+        >>> gd.HashSet.load(path).count
+        3
+        """
         save_many(path, {"": self})
 
     @classmethod

@@ -88,7 +88,16 @@ class Overlaps:
 
     def groups(self) -> list[np.ndarray]:
         """Connected groups of a self-join (images linked by pairs), each sorted, largest first
-        then by first index. Only for pairs found inside one set."""
+        then by first index. Only for pairs found inside one set.
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.random.default_rng(0).integers(0, 256, (6, 16, 16), dtype=np.uint8)
+        >>> x[4] = x[1]; x[5] = x[1]
+        >>> [g.tolist() for g in gd.find_overlaps(x).groups()]
+        [[1, 4, 5]]
+        """
         if not self.self_join:
             raise InputError("groups() needs the pairs of one set (find_overlaps(a))")
         size = int(max(self.left.max(initial=-1), self.right.max(initial=-1))) + 1
@@ -216,7 +225,15 @@ class Report:
 
     @property
     def conflicts(self) -> list[Conflict]:
-        """Pairs (inside a split or between two) whose labels differ; both sides need labels."""
+        """Pairs (inside a split or between two) whose labels differ; both sides need labels.
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.zeros((2, 8, 8), np.uint8)
+        >>> gd.scan({"train": x}, labels={"train": ["cat", "dog"]}).conflicts[0][:4]
+        ('train', 0, 'train', 1)
+        """
         out = []
         for a, b, ov in self._all_pairs():
             la, lb = self.labels.get(a), self.labels.get(b)
