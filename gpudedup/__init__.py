@@ -7,7 +7,7 @@ _numba_cache.install()
 
 from ._version import __version__  # noqa: E402
 from .api import DEFAULT_THRESHOLD, clean, find_duplicates, find_overlaps, scan  # noqa: E402
-from .clean import CleanPlan, keep_masks, plan_clean  # noqa: E402
+from .cleaning import CleanPlan, keep_masks, plan_clean  # noqa: E402
 from .errors import GpudedupError, InputError, InputTypeError  # noqa: E402
 from .hashing import digest, hash_images, phash  # noqa: E402
 from .hashset import HashSet  # noqa: E402

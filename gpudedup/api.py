@@ -10,7 +10,7 @@ import numpy as np
 
 from . import backend as backends
 from .checks import check_batch_size, check_strategy, check_threshold
-from .clean import DEFAULT_MAX_REMOVED, CleanPlan, plan_clean, write_clean
+from .cleaning import DEFAULT_MAX_REMOVED, CleanPlan, plan_clean, write_clean
 from .errors import InputError, InputTypeError
 from .hashing import hash_source
 from .hashset import HashSet

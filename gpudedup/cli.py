@@ -14,7 +14,7 @@ from ._version import __version__
 from .api import DEFAULT_THRESHOLD, scan
 from .backend import BACKENDS
 from .checks import check_threshold
-from .clean import (
+from .cleaning import (
     DEFAULT_MAX_REMOVED,
     RemovalLimitError,
     plan_clean,
@@ -514,12 +514,22 @@ def _interrupts():
     try:
         yield
     finally:
+        if previous:  # first: no retry may fire once the command is over
+            signal.setitimer(signal.ITIMER_REAL, 0)
         sys.unraisablehook = hook
         fileio.clear_interrupt()
-        if previous:
-            signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _interrupt_status() -> int:
@@ -544,6 +554,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gpudedup: error: {exc}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
+            print("gpudedup: interrupted", file=sys.stderr)
+            return _interrupt_status()
+        except Exception as exc:
+            # h5py turns an interrupt raised inside its callbacks (type conversion) into its
+            # own error: still an interrupt, not a bug
+            if not _caused_by_interrupt(exc):
+                raise
             print("gpudedup: interrupted", file=sys.stderr)
             return _interrupt_status()
         if fileio.interrupted() is not None:  # interrupted, and the exception got lost

@@ -85,13 +85,16 @@ def interrupted() -> int | None:
 
 def clear_interrupt() -> None:
     """Forget a recorded interrupt (the command does this when it starts and ends)."""
-    global _interrupted
+    global _interrupted, _deferred
     _interrupted = None
+    _deferred = False
 
 
 # how deep the process is inside a callback HDF5 makes into _GuardedFile: an exception raised
 # there would reach HDF5 as a failed write, which leaves the file in a state that segfaults
 _in_callback = 0
+# an interrupt is waiting for HDF5 to return (a SIGALRM retry is armed)
+_deferred = False
 # seconds between tries to raise an interrupt that arrived inside such a callback
 _RETRY_S = 0.005
 
@@ -110,16 +113,29 @@ def signal_handler(signum, frame) -> None:
     frame : frame
         The interrupted frame (unused).
     """
+    global _deferred
     note_interrupt(signum)
     if _in_callback:
+        _deferred = True
         signal.setitimer(signal.ITIMER_REAL, _RETRY_S)
         return
-    raise Interrupted(signum)
+    raise _raising(signum)
+
+
+def _raising(signum: int) -> Interrupted:
+    # the interrupt is being raised: a retry still pending must not raise it a second time
+    # (inside the cleanup it starts)
+    global _deferred
+    if _deferred:
+        _deferred = False
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    return Interrupted(signum)
 
 
 def retry_handler(signum, frame) -> None:
     """SIGALRM handler paired with :func:`signal_handler`: raise a deferred interrupt now."""
-    if _interrupted is not None:
+    if _deferred and _interrupted is not None:
         signal_handler(_interrupted, frame)
 
 
@@ -130,7 +146,7 @@ def _signals_blocked():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    masked = {signal.SIGINT, signal.SIGTERM}
+    masked = {signal.SIGINT, signal.SIGTERM, signal.SIGALRM}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, masked)
     try:
         yield
@@ -403,7 +419,7 @@ def _as_file_error(exc: OSError, option: str | None, path) -> FileError:
 def _commit(tmp: str, target: str) -> None:
     # never rename a file into place after an interrupt, even one whose exception got lost
     if _interrupted is not None:
-        raise Interrupted(_interrupted)
+        raise _raising(_interrupted)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)

@@ -10,7 +10,7 @@ import pytest
 
 import gpudedup as gd
 from gpudedup import cli
-from gpudedup.clean import keep_masks, split_priority
+from gpudedup.cleaning import keep_masks, split_priority
 from gpudedup.demo import make_demo
 
 
@@ -97,7 +97,7 @@ def test_cleaning_a_cleaned_file(demo_file, tmp_path, capsys):
 
 
 def test_failed_clean_leaves_no_file(demo_file, tmp_path, capsys, monkeypatch):
-    from gpudedup import clean as clean_module
+    from gpudedup import cleaning as clean_module
 
     def broken(*args, **kwargs):
         raise OSError("disk full")

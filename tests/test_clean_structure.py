@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpudedup import cli
-from gpudedup.clean import _copy_filtered, write_clean
+from gpudedup.cleaning import _copy_filtered, write_clean
 from gpudedup.errors import InputError
 from gpudedup.layout import SplitSpec
 from gpudedup.sources import ImageSource
