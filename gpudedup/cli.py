@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -188,12 +189,6 @@ def _run_scan(args, inputs: _Inputs):
                 near=not args.exact_only, backend=args.backend, progress=_progress(args))
 
 
-def _summary_stream(args):
-    # a report streamed to standard output must stay parseable: the summary goes to stderr
-    to_stdout = any(getattr(args, o, None) == "-" for o in ("json", "csv", "html"))
-    return sys.stderr if to_stdout else sys.stdout
-
-
 def _found(report, what: list[str]) -> list[str]:
     """Which of ``what`` (FAIL_ON names) the report holds."""
     counts = {
@@ -218,7 +213,7 @@ def _write_reports(args, report) -> None:
             continue
         write_text(path, text, option=f"--{option}")
         if not args.quiet:
-            print(f"{option.upper()} report written to {path}", file=_summary_stream(args))
+            print(f"{option.upper()} report written to {path}")
 
 
 def _refuse_input(args) -> None:
@@ -238,9 +233,8 @@ def _cmd_scan(args) -> int:
     inputs = _open_inputs(args)
     with inputs.handle:
         report = _run_scan(args, inputs)
-        stream = _summary_stream(args)
         _say(args)
-        print(report, file=stream)
+        print(report)
         _write_reports(args, report)
     found = _found(report, args.fail_on)
     if found:
@@ -264,24 +258,23 @@ def _cmd_clean(args) -> int:
         plan = plan_clean(report, priority, keep_conflicts=args.keep_conflicts)
         if not args.dry_run:  # a dry run writes no file at all, reports included
             _write_reports(args, report)
-    stream = _summary_stream(args)
     _say(args)
-    print(report, file=stream)
-    print(file=stream)
+    print(report)
+    print()
     print("dry run: no file written; a real run would do this:" if args.dry_run
-          else "plan:", file=stream)
-    print(plan, file=stream)
+          else "plan:")
+    print(plan)
     try:
         plan.check(args.max_removed, name="--max-removed")
     except RemovalLimitError as exc:
         if not args.dry_run:
             raise
-        print(f"note: a real run would stop here: {exc}", file=stream)
+        print(f"note: a real run would stop here: {exc}")
     if args.dry_run:
         return 0
     write_clean(args.file, args.output, inputs.specs, plan.keep,
                 threshold=args.threshold)
-    print(f"\ncleaned file written to {args.output}", file=stream)
+    print(f"\ncleaned file written to {args.output}")
     return 0
 
 
@@ -339,6 +332,8 @@ def _cmd_demo(args) -> int:
 #: exit statuses: 0 done, 1 --fail-on found what it names, 2 an error, 130/143 interrupted
 EXIT_FOUND = 1
 EXIT_ERROR = 2
+#: 128 + SIGPIPE, what a shell reports for a pipeline reader that went away
+EXIT_BROKEN_PIPE = 141
 FAIL_ON = ("leaks", "duplicates", "conflicts")
 
 EXAMPLES = {
@@ -556,6 +551,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("gpudedup: interrupted", file=sys.stderr)
             return _interrupt_status()
+        except BrokenPipeError:
+            # the reader went away (`gpudedup scan ... | head`): stop quietly, as `cat` does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_BROKEN_PIPE
         except Exception as exc:
             # h5py turns an interrupt raised inside its callbacks (type conversion) into its
             # own error: still an interrupt, not a bug
