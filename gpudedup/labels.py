@@ -358,3 +358,20 @@ def json_value(value):
     if isinstance(value, str) and not value:
         return None
     return value
+
+
+def label_value(value):
+    """A label as a plain, JSON-safe Python value (for JSON, CSV and HTML): None where it is
+    unknown (NaN, ``""``), a list for a row. See :func:`gpudedup.labels.json_value`."""
+    return json_value(value)
+
+
+def conflict_mask(labels: dict, a: str, b: str, ov) -> np.ndarray:
+    """Which pairs of ``ov`` (split ``a`` x split ``b``) join images with different labels;
+    False everywhere unless both splits have labels. Unknown labels (NaN, ``""``) never differ;
+    rows (multi-label) differ when any element known on both sides does. The rule is
+    :func:`gpudedup.labels.labels_differ`."""
+    la, lb = labels.get(a), labels.get(b)
+    if la is None or lb is None or not len(ov):
+        return np.zeros(len(ov), dtype=bool)
+    return labels_differ(la[ov.left], lb[ov.right])

@@ -16,8 +16,7 @@ from PIL import Image
 
 from ._version import __version__
 from .checks import check_count
-from .results import describe_mode
-from .schema import pair_rows, sections
+from .schema import describe_mode, pair_rows, sections
 
 #: small images are enlarged (nearest neighbour, whole factor) to about this long side
 SMALL_SIDE = 96

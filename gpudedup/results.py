@@ -16,8 +16,8 @@ from numba import njit
 from ._version import __version__
 from .errors import InputError, MissingDependencyError
 from .fileio import write_text
-from .labels import json_value, labels_differ
-from .schema import PAIR_COLUMNS, SCHEMA_VERSION, all_rows, csv_cell
+from .labels import conflict_mask, label_value  # noqa: F401 - the public home of both
+from .schema import PAIR_COLUMNS, SCHEMA_VERSION, all_rows, csv_cell, describe_mode
 
 
 class Overlaps:
@@ -168,23 +168,6 @@ class SplitInfo:
     count: int
     shape: tuple
     dtype: str
-
-
-def label_value(value):
-    """A label as a plain, JSON-safe Python value (for JSON, CSV and HTML): None where it is
-    unknown (NaN, ``""``), a list for a row. See :func:`gpudedup.labels.json_value`."""
-    return json_value(value)
-
-
-def conflict_mask(labels: dict, a: str, b: str, ov: Overlaps) -> np.ndarray:
-    """Which pairs of ``ov`` (split ``a`` x split ``b``) join images with different labels;
-    False everywhere unless both splits have labels. Unknown labels (NaN, ``""``) never differ;
-    rows (multi-label) differ when any element known on both sides does. The rule is
-    :func:`gpudedup.labels.labels_differ`."""
-    la, lb = labels.get(a), labels.get(b)
-    if la is None or lb is None or not len(ov):
-        return np.zeros(len(ov), dtype=bool)
-    return labels_differ(la[ov.left], lb[ov.right])
 
 
 @dataclass
@@ -431,14 +414,6 @@ def write_text_atomic(path, text: str) -> None:
     output, a symlink's target is written, a FIFO or device is streamed into, any other path is
     written under a temporary name and renamed into place."""
     write_text(path, text)
-
-
-def describe_mode(report: Report) -> str:
-    """One line saying what the scan looked for, truthfully."""
-    if report.exact and not report.near:
-        return "exact duplicates only (byte-identical images)"
-    near = f"near duplicates up to phash distance {report.threshold} (64-bit Hamming)"
-    return f"exact duplicates and {near}" if report.exact else near
 
 
 def format_summary(report: Report) -> str:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .labels import conflict_mask, label_value
+
 SCHEMA_VERSION = 1
 
 #: one row per pair; ``a``/``i`` and ``b``/``j`` are split and index of its two images
@@ -85,8 +87,6 @@ def sections(report) -> list[Section]:
 
 def pair_rows(report, section: Section, limit: int | None = None) -> Iterator[dict]:
     """The rows (dicts of PAIR_COLUMNS) of the first ``limit`` pairs of ``section``."""
-    from .results import conflict_mask, label_value
-
     conflicts = [None] * len(section.parts)
     for p, k in section.order[:limit].tolist():
         a, b, ov = section.parts[p]
@@ -122,3 +122,11 @@ def csv_cell(value) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def describe_mode(report) -> str:
+    """One line saying what the scan looked for, truthfully."""
+    if report.exact and not report.near:
+        return "exact duplicates only (byte-identical images)"
+    near = f"near duplicates up to phash distance {report.threshold} (64-bit Hamming)"
+    return f"exact duplicates and {near}" if report.exact else near
