@@ -70,7 +70,20 @@ class CleanPlan:
 
     def check(self, max_removed: float = DEFAULT_MAX_REMOVED, name: str = "max_removed") -> None:
         """Raise RemovalLimitError if any split would lose more than ``max_removed`` of its
-        images; the message names the option ``name`` that allows it."""
+        images; the message names the option ``name`` that allows it.
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.zeros((4, 8, 8), np.uint8)
+        >>> plan = gd.plan_clean(gd.scan({"train": x}))
+        >>> plan.removed()
+        {'train': 3}
+        >>> plan.check(0.5)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        gpudedup.cleaning.RemovalLimitError: max_removed: cleaning would remove 3 of 4 ...
+        """
         max_removed = check_share(max_removed, name)
         over = [(n, r, self.keep[n].size) for n, r in self.removed().items()
                 if self.keep[n].size and r / self.keep[n].size > max_removed]

@@ -231,6 +231,13 @@ class Report:
 
         Each group is a list of ``(split, index)`` in split order then index order; groups come
         largest first.
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.random.default_rng(0).integers(0, 256, (4, 16, 16), dtype=np.uint8)
+        >>> gd.scan({"train": x, "test": x[[2, 2]]}).groups()
+        [[('train', 2), ('test', 0), ('test', 1)]]
         """
         names = list(self.splits)
         offsets = np.cumsum([0] + [self.splits[n].count for n in names])
@@ -258,6 +265,14 @@ class Report:
         ``leaks`` counts, per pair of splits, the pairs and the distinct images of each side
         that have a copy in the other (the number a user wants first: how many test images
         have a copy in train). ``conflicts`` is None when no split has labels.
+
+        Examples
+        --------
+        >>> import numpy as np, gpudedup as gd
+        >>> x = np.random.default_rng(0).integers(0, 256, (4, 16, 16), dtype=np.uint8)
+        >>> leak = gd.scan({"train": x, "test": x[[2, 2]]}).summary()["leaks"][0]
+        >>> leak["pairs"], leak["a_images"], leak["b_images"]
+        (2, 1, 2)
         """
         splits = {}
         for name, info in self.splits.items():
