@@ -8,6 +8,7 @@ _numba_cache.install()
 from ._version import __version__  # noqa: E402
 from .api import DEFAULT_THRESHOLD, clean, find_duplicates, find_overlaps, scan  # noqa: E402
 from .cleaning import CleanPlan, keep_masks, plan_clean  # noqa: E402
+from .diagnostics import info  # noqa: E402
 from .errors import GpudedupError, InputError, InputTypeError  # noqa: E402
 from .hashing import digest, hash_images, phash  # noqa: E402
 from .hashset import HashSet  # noqa: E402
@@ -29,6 +30,7 @@ __all__ = [
     "find_duplicates",
     "find_overlaps",
     "hash_images",
+    "info",
     "keep_masks",
     "phash",
     "plan_clean",

@@ -136,22 +136,102 @@ def cuda_simulated() -> bool:
 
 def cuda_available() -> bool:
     """Whether the cuda backend can run here: a GPU with CuPy, or the CUDA simulator."""
+    try:
+        return cuda_unavailable_reason() is None
+    except Exception:  # noqa: BLE001 - a driver failing in a way not foreseen means "no GPU"
+        return False
+
+
+#: the extras that install CuPy and numba-cuda, by CUDA major version
+CUDA_EXTRAS = {12: 'pip install "gpudedup[cuda12]"', 13: 'pip install "gpudedup[cuda13]"'}
+_EXTRA_HINT = f"{CUDA_EXTRAS[12]} (CUDA 12 driver) or {CUDA_EXTRAS[13]} (CUDA 13 driver)"
+
+
+def cuda_version(code: int) -> str:
+    """A CUDA version as CUDA encodes it (12040) in the usual form ("12.4")."""
+    return f"{code // 1000}.{code % 1000 // 10}"
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why the cuda backend cannot run here, in one sentence a user can act on; None when it
+    can (a GPU that CuPy and numba.cuda both see, or the CUDA simulator)."""
     if cuda_simulated():
-        return True
+        return None
     try:
         import cupy
-        from numba import cuda
-    except ImportError:
-        return False
+    except ModuleNotFoundError as exc:
+        if exc.name != "cupy":  # CuPy is there, a dependency of it is not
+            return f"CuPy is installed but does not import ({exc}): reinstall it with " \
+                   f"{_EXTRA_HINT}"
+        return f"CuPy is not installed: {_EXTRA_HINT}, on a machine with an NVIDIA GPU"
+    except (ImportError, OSError, RuntimeError) as exc:  # e.g. a CUDA library it cannot load
+        return f"CuPy is installed but does not import ({type(exc).__name__}: {exc}): " \
+               f"reinstall it with {_EXTRA_HINT}"
     try:
-        return bool(cuda.is_available()) and cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:  # noqa: BLE001 - a broken driver means "no GPU" here
+        from numba import cuda
+    except ImportError as exc:
+        return f"numba-cuda is not installed ({exc}): {_EXTRA_HINT}"
+    runtime = cupy.cuda.runtime
+    try:
+        count = runtime.getDeviceCount()
+    except RuntimeError as exc:  # CuPy's CUDARuntimeError: no driver, too old, no device
+        return _runtime_error_reason(runtime, exc)
+    if count < 1:
+        return "the NVIDIA driver sees no GPU" + _visible_devices_note()
+    if getattr(cuda, "implementation", "NVIDIA") == "Built-in" and not _numba_cuda_installed():
+        # numba's own CUDA target is deprecated and finds no NVVM in CuPy's pip wheels
+        return f"numba-cuda is not installed (numba's deprecated built-in CUDA target is not " \
+               f"supported): {_EXTRA_HINT}"
+    # numba.cuda.is_available() catches the driver's errors itself and returns False
+    if not cuda.is_available():
+        error = getattr(cuda, "cuda_error", lambda: None)()
+        return f"CuPy sees {count} GPU(s) but numba.cuda cannot use them ({error}): " \
+               f"reinstall numba-cuda with {_EXTRA_HINT}"
+    return None
+
+
+def _numba_cuda_installed() -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version("numba-cuda")
+    except importlib.metadata.PackageNotFoundError:
         return False
+    return True
+
+
+def _runtime_error_reason(runtime, exc: RuntimeError) -> str:
+    text = str(exc)
+    if text.startswith("cudaErrorNoDevice"):
+        return "the NVIDIA driver is installed but sees no GPU" + _visible_devices_note()
+    if not text.startswith("cudaErrorInsufficientDriver"):
+        return f"CuPy cannot use the GPU ({type(exc).__name__}: {text}); check nvidia-smi"
+    try:
+        driver = int(runtime.driverGetVersion())  # 0: no driver at all
+        built = int(runtime.runtimeGetVersion())
+    except RuntimeError:
+        driver, built = 0, 0
+    if driver == 0:
+        return "CuPy is installed but no NVIDIA driver was found (libcuda.so cannot be " \
+               "loaded): install the NVIDIA driver, or use backend='cpu' on this machine"
+    have, need = cuda_version(driver), cuda_version(built) if built else "a newer CUDA"
+    fit = CUDA_EXTRAS.get(driver // 1000)
+    other = f", or install the build for this driver: {fit}" if fit else ""
+    return f"the NVIDIA driver supports CUDA {have} but this CuPy needs CUDA {need}: update " \
+           f"the driver{other}"
+
+
+def _visible_devices_note() -> str:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return ": check nvidia-smi, or use backend='cpu'"
+    return f": CUDA_VISIBLE_DEVICES={visible!r} may hide it; check nvidia-smi"
 
 
 def _cuda_backend() -> Backend:
     if not cuda_available():
-        raise BackendError(f"backend='cuda' needs a CUDA GPU: {CUDA_INSTALL_HINT}")
+        reason = cuda_unavailable_reason() or "the CUDA probe failed"
+        raise BackendError(f"backend: 'cuda' cannot run here: {reason}")
     kernels = importlib.import_module("gpudedup.kernels.cuda")
     if cuda_simulated():
         return Backend("cuda", np, kernels)

@@ -1,4 +1,4 @@
-"""The ``gpudedup`` command: scan, clean, hash and demo."""
+"""The ``gpudedup`` command: scan, clean, hash, demo and info."""
 
 from __future__ import annotations
 
@@ -326,6 +326,48 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _info_lines(data: dict) -> list[str]:
+    cores = data["cpu_cores"]
+    usable = f", {cores['usable']} usable" if cores["usable"] not in (None, cores["logical"]) \
+        else ""
+    rows = [("gpudedup", data["gpudedup"]), ("python", data["python"]),
+            ("platform", data["platform"]),
+            ("cpu", f"{data['cpu'] or 'unknown'} ({cores['logical']} cores{usable})")]
+    rows += [(name, version or "not installed") for name, version in data["packages"].items()]
+    rows.append(("numba cache", data["numba_cache"]))
+    for name, be in data["backends"].items():
+        if not be["available"]:
+            state = f"not available: {be['reason']}"
+        elif be.get("simulated"):
+            state = f"available, simulated: {be['note']}"
+        else:
+            state = "available" + (f" ({be['threads']} threads)" if "threads" in be else "")
+        rows.append((f"backend {name}", state))
+    cuda = data["backends"]["cuda"]
+    for gpu in cuda.get("gpus", []):
+        rows.append((f"gpu {gpu['index']}",
+                     f"{gpu['name']}, {gpu['memory_bytes'] / 2**30:.1f} GiB "
+                     f"({gpu['free_bytes'] / 2**30:.1f} GiB free), compute capability "
+                     f"{gpu['compute_capability']}"))
+    if "driver" in cuda:
+        rows += [("cuda driver", cuda["driver"]), ("cuda runtime", cuda["runtime"])]
+    width = max(len(label) for label, _ in rows)
+    return [f"{label:<{width}}  {value}" for label, value in rows]
+
+
+def _cmd_info(args) -> int:
+    import json
+
+    from .diagnostics import info
+
+    data = info()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print("\n".join(_info_lines(data)))
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -352,6 +394,9 @@ EXAMPLES = {
     "demo": """examples:
   gpudedup demo
   gpudedup demo --html demo.html --json demo.json""",
+    "info": """examples:
+  gpudedup info             # versions, and which backends work here (and why not)
+  gpudedup info --json      # the same as gpudedup.info(), for a bug report""",
 }
 
 
@@ -475,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--html", metavar="OUT", default="gpudedup-demo.html",
                      help="where to write the HTML report (default gpudedup-demo.html)")
     cmd.set_defaults(run=_cmd_demo)
+
+    cmd = _subcommand(sub, "info", "show versions and which backends work here")
+    cmd.add_argument("--json", action="store_true", help="print it as JSON")
+    cmd.set_defaults(run=_cmd_info)
     return parser
 
 

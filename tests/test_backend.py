@@ -19,7 +19,8 @@ def test_auto_without_device_is_cpu(monkeypatch):
 
 def test_cuda_without_device_says_how_to_install(monkeypatch):
     monkeypatch.setattr(backend, "cuda_available", lambda: False)
-    with pytest.raises(RuntimeError, match=r"pip install 'gpudedup\[cuda12\]'"):
+    monkeypatch.setattr(backend, "cuda_unavailable_reason", lambda: "no driver: install it")
+    with pytest.raises(gd.GpudedupError, match=r"backend: 'cuda' cannot run here: no driver"):
         gd.find_overlaps(np.zeros((2, 8, 8), np.uint8), backend="cuda")
 
 
@@ -27,7 +28,10 @@ def test_cli_reports_missing_gpu_without_traceback(monkeypatch, capsys):
     from gpudedup import cli
 
     monkeypatch.setattr(backend, "cuda_available", lambda: False)
+    monkeypatch.setattr(backend, "cuda_unavailable_reason",
+                        lambda: 'CuPy is not installed: pip install "gpudedup[cuda12]"')
     assert cli.main(["demo", "--backend", "cuda"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("gpudedup: error: backend='cuda' needs a CUDA GPU")
+    assert err.startswith("gpudedup: error: backend: 'cuda' cannot run here: ")
+    assert 'pip install "gpudedup[cuda12]"' in err
     assert "Traceback" not in err
