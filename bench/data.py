@@ -47,6 +47,9 @@ SIZES = {
     ("cuda", True): Sizes(phash=((28, 200_000, 300), (64, 20_000, 150), (256, 2_000, 40)),
                           search_bases=20_000, numpy_budget_s=3.0),
 }
+#: --smoke: the harness end to end on a handful of images and codes, one repeat (for CI, and
+#: under the CUDA simulator, which runs about 5k threads per second); figures mean nothing
+SMOKE_SIZES = Sizes(phash=((28, 4, 3), (64, 2, 2)), search_bases=4, numpy_budget_s=1.0)
 #: distinct crops per phash size; bigger stacks repeat them (hashing cost ignores content)
 UNIQUE_CROPS = 500_000
 
@@ -254,6 +257,10 @@ def make_codes(levels, sizes: Sizes, rng: np.random.Generator):
     per_kind = {}
     for k, name in enumerate(kinds):
         d = dist[kind_of[:, 1:] == k]
+        if d.size == 0:  # possible at smoke sizes: no NaN in the JSON
+            per_kind[name] = {"count": 0, "mean_distance": None,
+                              **{f"within_{r}": None for r in sizes.thresholds}}
+            continue
         per_kind[name] = {"count": int(d.size), "mean_distance": round(float(d.mean()), 2),
                           **{f"within_{r}": round(float((d <= r).mean()), 4)
                              for r in sizes.thresholds}}

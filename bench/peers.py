@@ -7,6 +7,7 @@ there and everything else (timing, checks, table, JSON) follows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -43,6 +44,16 @@ class Method:
     extra: dict = field(default_factory=dict)
 
 
+class Methods(dict):
+    """``{name: Method}`` of one benchmark, and ``skipped``: ``{name: why}`` of the peers this
+    machine cannot run (no CuPy, no GPU, the CUDA simulator), listed in the JSON and the table.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped: dict[str, str] = {}
+
+
 def reference_name(methods: dict[str, Method]) -> str:
     """The method every other one is checked against and compared with (one per backend)."""
     return next(name for name, m in methods.items() if m.reference)
@@ -68,7 +79,7 @@ def _phash_methods_cpu() -> dict[str, Method]:
     def imagehash_codes(hashes):
         return np.array([int(str(h), 16) for h in hashes], dtype=np.uint64)
 
-    return {
+    return Methods({
         "gpudedup phash (cpu)": Method(
             "gpudedup phash (cpu)", lambda images: gd.phash(images, backend="cpu"),
             gpudedup=True, note="gd.phash(images, backend='cpu') on the whole stack"),
@@ -76,7 +87,7 @@ def _phash_methods_cpu() -> dict[str, Method]:
             "imagehash.phash", imagehash_loop, imagehash_codes, reference=True, per_image=True,
             note="imagehash.phash(PIL.Image.fromarray(img)) in a Python loop, one image at a "
                  "time"),
-    }
+    })
 
 
 def _sorted_pairs(i, j, d):
@@ -142,7 +153,7 @@ def _gpudedup_search_methods(backend_name: str, suffix: str) -> dict[str, Method
     from gpudedup import search
 
     be = backends.resolve(backend_name)
-    methods = {}
+    methods = Methods()
     for strategy in ("auto", "brute", "mih"):
         name = f"gpudedup hamming_pairs {strategy}{suffix}"
         methods[name] = Method(
@@ -206,6 +217,25 @@ CUPY_BLOCK = 256
 FAISS_GPU_K = 64
 
 
+def gpu_unavailable_reason() -> str | None:
+    """Why the peers that need a real GPU (CuPy kernels, faiss GPU, the copy and popcount
+    floors) cannot run here; None when CuPy sees a device and the CUDA simulator is off."""
+    from gpudedup import backend as backends
+
+    if backends.cuda_simulated():
+        return "NUMBA_ENABLE_CUDASIM=1: gpudedup's kernels run in numba's CUDA simulator, " \
+               "there is no device for CuPy"
+    try:
+        import cupy
+    except ImportError as exc:
+        return f"CuPy is not importable ({exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001 - CuPy's CUDARuntimeError: no driver, no device
+        return f"CuPy sees no CUDA device ({type(exc).__name__}: {exc})"
+    return None if count > 0 else "CuPy sees no CUDA device"
+
+
 def synchronize() -> None:
     """Wait for all work on the current CUDA device."""
     import cupy
@@ -245,6 +275,11 @@ def _phash_methods_cuda() -> dict[str, Method]:
         "gpudedup phash (cuda, host memory)", lambda images: gd.phash(images, backend="cuda"),
         gpudedup=True, note="gd.phash(numpy images, backend='cuda'): pinned staging, two "
                             "streams, fused kernel; includes every transfer")
+    why = gpu_unavailable_reason()
+    if why is not None:
+        for name in ("gpudedup phash (cuda, device memory)", "floor: host-to-device copy"):
+            methods.skipped[name] = why
+        return methods
     methods["gpudedup phash (cuda, device memory)"] = Method(
         "gpudedup phash (cuda, device memory)", lambda images: gd.phash(images, backend="cuda"),
         gpudedup=True, prepare=_to_device,
@@ -303,6 +338,18 @@ def _search_methods_cuda() -> dict[str, Method]:
     import faiss
 
     methods = _gpudedup_search_methods("cuda", " (cuda)")
+    faiss_cpu = Method(
+        "faiss IndexBinaryFlat (cpu)", faiss_range_search, _faiss_pairs, budgeted=True,
+        note="the CPU reference of the cpu benchmark, on the host's cores")
+    why = gpu_unavailable_reason()
+    if why is not None:
+        for name in ("CuPy brute force", "floor: popcount kernel", "faiss GPU k-NN"):
+            methods.skipped[name] = why
+        # the reference is then faiss on the CPU, in full
+        methods[faiss_cpu.name] = dataclasses.replace(
+            faiss_cpu, budgeted=False, reference=True,
+            note=faiss_cpu.note + "; the reference here, as CuPy brute force cannot run")
+        return methods
     methods["CuPy brute force"] = Method(
         "CuPy brute force", cupy_range_search, reference=True,
         note=f"ElementwiseKernel __popcll over blocks of {CUPY_BLOCK} rows, cupy.nonzero")
@@ -310,14 +357,15 @@ def _search_methods_cuda() -> dict[str, Method]:
         "floor: popcount kernel", popcount_floor, floor=True,
         note="one thread per row, B in shared-memory tiles, popcount and compare, one atomic "
              "add per thread: the pair rate with nothing written")
-    if hasattr(faiss, "GpuIndexBinaryFlat"):
+    if hasattr(faiss, "GpuIndexBinaryFlat") and faiss.get_num_gpus() > 0:
         methods["faiss GPU k-NN"] = Method(
             "faiss GPU k-NN", faiss_gpu_knn,
             note=f"GpuIndexBinaryFlat k-NN with k={FAISS_GPU_K} filtered to r: not a range "
                  f"search, so rows with more than {FAISS_GPU_K} pairs lose some")
-    methods["faiss IndexBinaryFlat (cpu)"] = Method(
-        "faiss IndexBinaryFlat (cpu)", faiss_range_search, _faiss_pairs, budgeted=True,
-        note="the CPU reference of the cpu benchmark, on the host's cores")
+    else:
+        methods.skipped["faiss GPU k-NN"] = "this faiss has no GPU support (faiss-cpu), or " \
+                                            "sees no GPU"
+    methods[faiss_cpu.name] = faiss_cpu
     return methods
 
 

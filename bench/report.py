@@ -144,10 +144,12 @@ def _ratio(x: float) -> str:
 def markdown(report: dict) -> str:
     """The results as markdown tables; on a GPU each figure also as a multiple of its floor."""
     m = report["machine"]
-    floors = report["backend"] == "cuda"
+    floors = any("times_floor" in rec for row in report["phash"]
+                 for rec in row["methods"].values())
+    mode = " (smoke)" if report.get("smoke") else " (quick)" if report["quick"] else ""
     lines = [
         f"gpudedup {report['versions']['gpudedup']} benchmark, backend `{report['backend']}`"
-        f"{' (quick)' if report['quick'] else ''}: {m.get('cpu_model', '?')}, "
+        f"{mode}: {m.get('cpu_model', '?')}, "
         f"{m.get('usable_cpus', m['logical_cpus'])} CPUs, {report['date'][:10]}; "
         f"median of {report['repeat']} repeats (round-robin).",
         "",
@@ -181,6 +183,7 @@ def markdown(report: dict) -> str:
                          + (f" {rec['times_floor']:.2f} |" if floors else ""))
     s = report["range_search"]
     reference = s["results"][0]["reference"].split(" ")[0] if s["results"] else "faiss"
+    floors = any("times_floor" in rec for row in s["results"] for rec in row["methods"].values())
     lines += [
         "",
         f"Hamming range search, {s['n_a']:,} x {s['n_b']:,} phash codes with planted near "
@@ -213,6 +216,14 @@ def markdown(report: dict) -> str:
         lines.append(f"r={row['threshold']}: {row['pairs_same_base']:,} of the {total:,} pairs "
                      f"join two variants of one base image ({planted:,} such A x B pairs "
                      f"exist); {row['pairs_different_base']:,} join different bases.")
+    skipped = report.get("skipped") or {}
+    notes = [(section, name, why) for section, names in skipped.items()
+             for name, why in names.items()]
+    if notes:
+        lines += ["", "Not measured on this machine:"]
+        lines += [f"- {section}: {name}: {why}" for section, name, why in notes]
+    if report.get("gpu_skipped"):
+        lines += [f"- GPU record and copy floors: {report['gpu_skipped']}"]
     load = report["load_average_1min"]
     lines += ["", f"Total run time {report['total_seconds']:.0f} s; 1-minute load average "
               f"{load['start']} at the start, {load['end']} at the end "
@@ -223,14 +234,14 @@ def markdown(report: dict) -> str:
 # ------------------------------------------------------------------------------------ file
 
 
-def default_out_path(backend: str, quick: bool, gpu: dict | None) -> Path:
-    """bench/results/<backend>[-quick].json; on a GPU cuda-<gpu>[-quick].json, e.g.
+def default_out_path(backend: str, quick: bool, gpu: dict | None, smoke: bool = False) -> Path:
+    """bench/results/<backend>[-quick|-smoke].json; on a GPU cuda-<gpu>[-quick].json, e.g.
     cuda-nvidia-h100-80gb-hbm3.json."""
     tag = backend
     if gpu is not None:
         tag += "-" + "-".join("".join(c if c.isalnum() else " " for c in gpu["name"].lower())
                               .split())
-    return RESULTS_DIR / f"{tag}{'-quick' if quick else ''}.json"
+    return RESULTS_DIR / f"{tag}{'-smoke' if smoke else '-quick' if quick else ''}.json"
 
 
 def write(report: dict, path: Path) -> None:

@@ -3,7 +3,8 @@
 Run from the repository root::
 
     python -m bench                   # full run, writes bench/results/cpu.json
-    python -m bench --quick           # smoke run (< 1 min), writes bench/results/cpu-quick.json
+    python -m bench --quick           # small run (< 1 min), writes bench/results/cpu-quick.json
+    python -m bench --smoke --out /tmp/b.json  # the harness end to end in seconds (CI)
     python -m bench --repeat 5 --out /tmp/b.json
 
 Every figure is a median of repeats, and every gpudedup figure stands beside its peers measured
@@ -40,7 +41,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backend", choices=sorted(peers.PHASH_METHODS), default="cpu")
     p.add_argument("--quick", action="store_true",
                    help="small sizes: a smoke run of under a minute")
-    p.add_argument("--repeat", type=int, default=3, help="timed repeats per figure (median)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a handful of images and codes, one repeat: the harness end to end "
+                        "in seconds (CI; with --backend cuda also under NUMBA_ENABLE_CUDASIM=1)")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="timed repeats per figure (median; default 3, 1 with --smoke)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path (default bench/results/<backend>[-quick].json)")
     p.add_argument("--seed", type=int, default=20240601, help="seed of every random choice")
@@ -48,22 +53,53 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="seconds per threshold the numpy brute force may take before it is "
                         "timed on a row subsample and extrapolated")
     args = p.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.smoke else 3
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
+    if args.smoke and args.quick:
+        p.error("--smoke and --quick are two different sizes: give one")
     return args
+
+
+def _simulator_launches() -> None:
+    """Under the CUDA simulator (about 5k threads/s), launch geometry as small as the tests use
+    (tests/cuda/conftest.py), so a smoke run takes seconds. Only ever for --smoke."""
+    from gpudedup.kernels import cuda as gk
+
+    from gpudedup import search
+
+    gk.THREADS, gk.PHASH_THREADS, gk.SEARCH_ROWS, gk.SEARCH_TILE = 8, 32, 8, 16
+    search.BLOCK_ROWS = 8
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     load_start = report.load_average()
-    sizes = data.SIZES[args.backend, args.quick]
+    sizes = data.SMOKE_SIZES if args.smoke else data.SIZES[args.backend, args.quick]
     if args.numpy_budget is not None:
         sizes = dataclasses.replace(sizes, numpy_budget_s=args.numpy_budget)
+    gpu = gpu_skipped = None
+    if args.backend == "cuda":
+        from gpudedup import backend as backends
+
+        if not backends.cuda_available():
+            why = getattr(backends, "cuda_unavailable_reason", lambda: "no CUDA device")()
+            log(f"--backend cuda cannot run here: {why}")
+            return 2
+        if backends.cuda_simulated():
+            if not args.smoke:
+                log("NUMBA_ENABLE_CUDASIM=1: only --smoke runs under the CUDA simulator")
+                return 2
+            _simulator_launches()
+        gpu_skipped = peers.gpu_unavailable_reason()
+        gpu = report.gpu_info() if gpu_skipped is None else None
     phash_methods = peers.PHASH_METHODS[args.backend]()
     search_methods = peers.SEARCH_METHODS[args.backend]()
-    gpu = report.gpu_info() if args.backend == "cuda" else None
-    out_path = args.out or report.default_out_path(args.backend, args.quick, gpu)
+    for name, why in {**phash_methods.skipped, **search_methods.skipped}.items():
+        log(f"  skipping {name}: {why}")
+    out_path = args.out or report.default_out_path(args.backend, args.quick, gpu, args.smoke)
     rng = np.random.default_rng(args.seed)
 
     log("loading photographs")
@@ -84,11 +120,14 @@ def main(argv=None) -> int:
         "schema_version": report.SCHEMA_VERSION,
         "backend": args.backend,
         "quick": args.quick,
+        "smoke": args.smoke,
         "repeat": args.repeat,
         "seed": args.seed,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": report.machine_info(),
         "gpu": gpu,
+        "gpu_skipped": gpu_skipped,
+        "skipped": {"phash": phash_methods.skipped, "range_search": search_methods.skipped},
         "versions": report.versions(),
         "photos": sorted(photos),
         "pyramid_scales": list(data.PYRAMID_SCALES),

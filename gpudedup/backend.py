@@ -99,6 +99,9 @@ def _cupy_pipeline(cupy, batches, work):
     # double buffering: pinned staging buffer and stream per slot; a slot is reused only after
     # the batch that used it has finished
     streams = [cupy.cuda.Stream(non_blocking=True) for _ in range(2)]
+    # non-blocking streams do not wait for the caller's stream: what was queued there before
+    # (the phash constants, CuPy input images) must be done before the batches read it
+    cupy.cuda.get_current_stream().synchronize()
     staging: list[np.ndarray | None] = [None, None]
     pending: list[tuple[int, object, dict]] = []
 
