@@ -4,7 +4,9 @@ Arrays arrive from CuPy through ``__cuda_array_interface__`` (numpy under the CU
 and kernels run on CuPy's current stream. Hash words are uint64 everywhere (``cuda.popc`` is
 only right on unsigned words in the simulator). The launch geometry of each kernel is in
 ``_GEOMETRY``; the thread counts are module globals read at launch time, so tests can make them
-tiny and still cross several blocks and tiles.
+tiny and still cross several blocks and tiles. Every kernel strides over its items, so a grid
+capped at MAX_BLOCKS still covers them all. The argument types of every launch are in
+``signatures.py``, which the compile test (tests/cuda_compile) compiles with the real NVVM.
 
 The perceptual hash is one fused kernel, one thread block per image, instead of GEMM passes:
 the banded LANCZOS passes would waste 4-8x their arithmetic as dense GEMMs and every pass would
@@ -17,6 +19,7 @@ first pass in chunks of rows (or columns), so its shared memory stays 12 KB at a
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 from numba import cuda, float64, int64, uint64
@@ -29,6 +32,7 @@ from ._common import (
     round_shift,
 )
 from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
+from .signatures import check as check_signature
 
 #: threads per block of the kernels that give each thread one item (an image, a query row)
 THREADS = 128
@@ -41,6 +45,15 @@ SEARCH_TILE = 2048
 MAX_BLOCKS = 65535
 #: first-pass rows (or columns) the phash kernel holds at a time
 CHUNK = 8
+#: check every launch's argument types against kernels/signatures.py (tests turn it on)
+CHECK_SIGNATURES = os.environ.get("GPUDEDUP_CHECK_SIGNATURES", "0") not in ("", "0")
+
+# shared-array sizes of the phash kernel: numba's CUDA typing takes a module-level int as a
+# compile-time constant, but not a product of them written inside the kernel
+_THUMB_AREA = THUMB * THUMB
+_CHUNK_AREA = CHUNK * THUMB
+_WORK_AREA = BLOCK * THUMB
+_COEF_AREA = BLOCK * BLOCK
 
 
 # ---------------------------------------------------------------------------------- digest
@@ -120,10 +133,10 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
     pass. Every sum is an exact integer in float64 (int64 for the last DCT pass), so the order
     of accumulation cannot change a bit.
     """
-    thumb = cuda.shared.array(THUMB * THUMB, float64)
-    chunk = cuda.shared.array(CHUNK * THUMB, float64)
-    work = cuda.shared.array(BLOCK * THUMB, float64)
-    coef = cuda.shared.array(BLOCK * BLOCK, int64)
+    thumb = cuda.shared.array(_THUMB_AREA, float64)
+    chunk = cuda.shared.array(_CHUNK_AREA, float64)
+    work = cuda.shared.array(_WORK_AREA, float64)
+    coef = cuda.shared.array(_COEF_AREA, int64)
     middle = cuda.shared.array(2, int64)
     tid = cuda.threadIdx.x
     nthreads = cuda.blockDim.x
@@ -212,7 +225,8 @@ def hamming_range(a, b, threshold, self_join, block_starts, block_rows, counts, 
                   out_d):
     """Twin of cpu.hamming_range: a thread per query row, b in shared-memory tiles.
 
-    Grid (column tiles, row groups). Matches go through an atomic counter per output block
+    Grid (column tiles, row groups); the row groups stride over the rows, so a grid capped at
+    MAX_BLOCKS still covers them all. Matches go through an atomic counter per output block
     into that block's row of out_*; counts above the capacity make the driver grow and rerun.
     """
     tile = cuda.shared.array(0, uint64)
@@ -222,21 +236,25 @@ def hamming_range(a, b, threshold, self_join, block_starts, block_rows, counts, 
         j = col0 + t
         tile[t] = b[j] if j < b.shape[0] else uint64(0)
     cuda.syncthreads()
-    local = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
-    blk = local // block_rows
-    i = block_starts[min(blk, counts.shape[0] - 1)] + local - blk * block_rows
-    if blk < counts.shape[0] and i < a.shape[0]:
-        ai = a[i]
-        cap = out_i.shape[1]
-        first = max(0, i + 1 - col0) if self_join else 0
-        for t in range(first, min(ntile, b.shape[0] - col0)):
-            d = cuda.popc(ai ^ tile[t])
-            if d <= threshold:
-                slot = cuda.atomic.add(counts, blk, 1)
-                if slot < cap:
-                    out_i[blk, slot] = i
-                    out_j[blk, slot] = col0 + t
-                    out_d[blk, slot] = d
+    # an int64 threshold: popc's uint64 compared with int64 would go through float64
+    thr = int64(threshold)
+    cap = out_i.shape[1]
+    ncols = min(ntile, b.shape[0] - col0)
+    start = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
+    for local in range(start, counts.shape[0] * block_rows, cuda.gridDim.y * cuda.blockDim.x):
+        blk = local // block_rows
+        i = block_starts[blk] + local - blk * block_rows
+        if i < a.shape[0]:
+            ai = a[i]
+            first = max(0, i + 1 - col0) if self_join else 0
+            for t in range(first, ncols):
+                d = int64(cuda.popc(ai ^ tile[t]))
+                if d <= thr:
+                    slot = cuda.atomic.add(counts, blk, 1)
+                    if slot < cap:
+                        out_i[blk, slot] = i
+                        out_j[blk, slot] = col0 + t
+                        out_d[blk, slot] = d
 
 
 @cuda.jit
@@ -274,37 +292,39 @@ def mih_bucket_sort(codes, shift, mask, offsets, order, sorted_codes):
 @cuda.jit
 def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, radii, flips,
               nflips, offsets, order, sorted_codes, counts, out_i, out_j, out_d):
-    """Twin of cpu.mih_range: one thread per query row, atomic per-block output counters."""
-    local = cuda.grid(1)
-    blk = local // block_rows
-    if blk >= counts.shape[0]:
-        return
-    i = block_starts[blk] + local - blk * block_rows
-    if i >= a.shape[0]:
-        return
-    ai = a[i]
+    """Twin of cpu.mih_range: one thread per query row (striding over the rows, so a grid
+    capped at MAX_BLOCKS covers them all), atomic per-block output counters."""
+    # int64 threshold and radii: popc's uint64 compared with int64 would go through float64
+    thr = int64(threshold)
     cap = out_i.shape[1]
-    for s in range(shifts.shape[0]):
-        key = (ai >> shifts[s]) & masks[s]
-        for f in range(nflips[s]):
-            probe = int64(key ^ flips[s, f])
-            for idx in range(offsets[s, probe], offsets[s, probe + 1]):
-                x = ai ^ sorted_codes[s, idx]
-                d = cuda.popc(x)
-                j = order[s, idx]
-                if d > threshold or (self_join and j <= i):
-                    continue
-                first = True
-                for t in range(s):
-                    if cuda.popc((x >> shifts[t]) & masks[t]) <= radii[t]:
-                        first = False
-                        break
-                if first:
-                    slot = cuda.atomic.add(counts, blk, 1)
-                    if slot < cap:
-                        out_i[blk, slot] = i
-                        out_j[blk, slot] = j
-                        out_d[blk, slot] = d
+    for local in range(cuda.grid(1), counts.shape[0] * block_rows, cuda.gridsize(1)):
+        blk = local // block_rows
+        i = block_starts[blk] + local - blk * block_rows
+        if i >= a.shape[0]:
+            continue
+        ai = a[i]
+        for s in range(shifts.shape[0]):
+            key = (ai >> shifts[s]) & masks[s]
+            for f in range(nflips[s]):
+                probe = int64(key ^ flips[s, f])
+                for idx in range(offsets[s, probe], offsets[s, probe + 1]):
+                    x = ai ^ sorted_codes[s, idx]
+                    d = int64(cuda.popc(x))
+                    j = int64(order[s, idx])
+                    if d > thr or (self_join and j <= i):
+                        continue
+                    # each pair is reported by the first substring within its radius
+                    first = True
+                    for t in range(s):
+                        if int64(cuda.popc((x >> shifts[t]) & masks[t])) <= int64(radii[t]):
+                            first = False
+                            break
+                    if first:
+                        slot = cuda.atomic.add(counts, blk, 1)
+                        if slot < cap:
+                            out_i[blk, slot] = i
+                            out_j[blk, slot] = j
+                            out_d[blk, slot] = d
 
 
 # ------------------------------------------------------------------------------ launch
@@ -361,5 +381,7 @@ def _stream_of(args):
 
 def launch(kernel, name: str, items: int, *args) -> None:
     """Launch ``kernel`` (named ``name``) over ``items`` work items with its geometry."""
+    if CHECK_SIGNATURES:
+        check_signature(name, args)
     grid, block, shared = _GEOMETRY[name](items, args)
     kernel[grid, block, _stream_of(args), shared](*args)

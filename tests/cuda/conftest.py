@@ -13,7 +13,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="no CUDA device and NUMBA_ENABLE_CUDASIM is not set")
     for item in items:
-        if "tests/cuda" in str(item.fspath).replace("\\", "/"):
+        if "tests/cuda/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(skip)
 
 
