@@ -379,9 +379,25 @@ def _stream_of(args):
     return 0
 
 
+def _device_of(args) -> int | None:
+    # the GPU a CuPy argument lives on (None: no CuPy argument, or one without a device)
+    for arg in args:
+        if type(arg).__module__.split(".")[0] == "cupy":
+            device = getattr(arg, "device", None)
+            if device is not None:
+                return int(device.id)
+    return None
+
+
 def launch(kernel, name: str, items: int, *args) -> None:
-    """Launch ``kernel`` (named ``name``) over ``items`` work items with its geometry."""
+    """Launch ``kernel`` (named ``name``) over ``items`` work items with its geometry, on the
+    GPU its CuPy arguments live on (numba's current device is its own, not CuPy's)."""
     if CHECK_SIGNATURES:
         check_signature(name, args)
     grid, block, shared = _GEOMETRY[name](items, args)
-    kernel[grid, block, _stream_of(args), shared](*args)
+    device = _device_of(args)
+    if device is None:
+        kernel[grid, block, _stream_of(args), shared](*args)
+        return
+    with cuda.gpus[device]:  # pushes that device's context (a no-op switch when current)
+        kernel[grid, block, _stream_of(args), shared](*args)
