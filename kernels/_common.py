@@ -124,3 +124,159 @@ def pack_above_median(coef, mid2):
         if 2 * coef[idx] > mid2:
             h |= np.uint64(1) << np.uint64(n - 1 - idx)
     return h
+
+
+# ------------------------------------------------------------------- near-pair verification
+#
+# The verification score of a pair (a, b): for each shift (dy, dx) with b[y + dy, x + dx]
+# matched to a[y, x], the least-squares fit b ~ alpha * a + beta on the overlap, and a ~ alpha'
+# * b + beta' (the larger of the two mean squared residuals: symmetric, and a blank image cannot
+# explain a textured one); the best shift's RMS residual relative to the pair's value range.
+#
+# Precision: pixels are first quantised, per pair, to integers q = floor((v - lo) * 2**e + 0.5)
+# in [0, 2**bits) (lo: the pair's smallest pixel). Every sum, and the n-scaled
+# (co)variances, are then exact integers in int64 (or in float64 below 2**53), so any order of
+# accumulation, on any target, gives the same values; the determinant that needs 124 bits is
+# formed exactly in two 64-bit words. The few float operations after that (one int-to-float
+# rounding, a product, a division, a square root) are correctly rounded IEEE operations on both
+# targets, and none is a multiply feeding an add (powers of two go through ldexp), so CUDA's FMA
+# contraction finds nothing to fuse: the compile test checks that the PTX has no fma.f64.
+
+#: most bits of a quantised pixel (uint8 and uint16 images are quantised without loss)
+LEVEL_BITS = 16
+_M32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+#: the power-of-two pixel multiplier stops at 2**this (ranges below ~2**-985: one level)
+_MAX_LEVEL_EXPONENT = 1000
+
+
+@register_jitable
+def shift_limit(side, max_shift):
+    """Largest |shift| along an axis of ``side`` pixels: ``max_shift``, but at most side // 8,
+    so an overlap keeps >= 7/8 of the axis (a 28-px axis allows 3, an 8-px axis 1, under 8 px
+    none)."""
+    return min(max_shift, side // 8)
+
+
+@register_jitable
+def level_bits(area):
+    """Bits of the quantised pixels for images of ``area`` pixels: ``LEVEL_BITS``, fewer for big
+    images, so that n * sum(q * q) and sum(q) ** 2 stay below 2**62 (``area < 2**bitlen``)."""
+    bitlen = 0
+    while (np.int64(1) << bitlen) <= area:
+        bitlen += 1
+    return min(LEVEL_BITS, 31 - bitlen)
+
+
+@register_jitable
+def level_exponent(value_range, bits):
+    """The largest ``e`` with ``value_range * 2**e <= 2**bits - 1`` (value_range > 0), at most
+    _MAX_LEVEL_EXPONENT; ldexp is exact, so every target finds the same ``e``."""
+    top = math.ldexp(1.0, bits) - 1.0
+    e = 0
+    while math.ldexp(value_range, e) > top:
+        e -= 1
+    while e < _MAX_LEVEL_EXPONENT and math.ldexp(value_range, e + 1) <= top:
+        e += 1
+    return e
+
+
+@register_jitable
+def quantise(value, lo, e):
+    """A pixel as its integer level (a float64 holding an integer): floor((v - lo) * 2**e +
+    0.5). ldexp rather than a product, so no multiply meets the add (no FMA on CUDA)."""
+    return math.floor(math.ldexp(np.float64(value) - lo, e) + 0.5)
+
+
+@register_jitable
+def _extend_range(img, lo, hi):
+    for y in range(img.shape[0]):
+        for x in range(img.shape[1]):
+            v = np.float64(img[y, x])
+            lo = min(lo, v)
+            hi = max(hi, v)
+    return lo, hi
+
+
+@register_jitable
+def pair_range(a, b):
+    """Smallest and largest pixel of the two images (float64)."""
+    lo, hi = _extend_range(a, np.float64(a[0, 0]), np.float64(a[0, 0]))
+    return _extend_range(b, lo, hi)
+
+
+@register_jitable
+def shift_of(k, sy, sx):
+    """The k-th shift tried: (0, 0) first (so it wins ties), then raster order without it."""
+    if k == 0:
+        return 0, 0
+    width = 2 * sx + 1
+    centre = sy * width + sx
+    idx = k - 1 if k <= centre else k
+    return idx // width - sy, idx % width - sx
+
+
+@register_jitable
+def overlap(side, d):
+    """Rows (or columns) [start, stop) of image a that meet image b at shift d."""
+    return max(0, -d), min(side, side - d)
+
+
+@register_jitable
+def _mul_wide(x, y):
+    # x * y for 0 <= x, y < 2**62 as two uint64 words (hi, lo), from 32-bit limbs
+    ux = np.uint64(x)
+    uy = np.uint64(y)
+    x0 = ux & _M32
+    x1 = ux >> _S32
+    y0 = uy & _M32
+    y1 = uy >> _S32
+    p00 = x0 * y0
+    p01 = x0 * y1
+    p10 = x1 * y0
+    mid = (p00 >> _S32) + (p01 & _M32) + (p10 & _M32)
+    lo = (p00 & _M32) | (mid << _S32)
+    hi = x1 * y1 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
+    return hi, lo
+
+
+@register_jitable
+def exact_det(caa, cbb, cab):
+    """caa * cbb - cab * cab (>= 0 by Cauchy-Schwarz: exact integers) as the nearest float64
+    but for one more rounding: formed exactly in 128 bits, then hi * 2**64 + lo."""
+    cab_abs = cab if cab >= 0 else -cab
+    p_hi, p_lo = _mul_wide(caa, cbb)
+    q_hi, q_lo = _mul_wide(cab_abs, cab_abs)
+    borrow = np.uint64(1) if p_lo < q_lo else np.uint64(0)
+    lo = p_lo - q_lo
+    hi = p_hi - q_hi - borrow
+    return math.ldexp(np.float64(hi), 64) + np.float64(lo)
+
+
+@register_jitable
+def fit_mse(n, s_a, s_b, s_aa, s_bb, s_ab):
+    """Mean squared residual of the worse of the two least-squares fits b ~ alpha a + beta and
+    a ~ alpha' b + beta' over ``n`` overlapping pixels, from the exact integer sums.
+
+    With C_aa = n S_aa - S_a**2 (n**2 times the variance), C_bb and C_ab alike and
+    D = C_aa C_bb - C_ab**2, the fit of b on a leaves D / (n**2 C_aa) and that of a on b
+    D / (n**2 C_bb); the larger is D / (n**2 min(C_aa, C_bb)). A constant side (C = 0) is fit
+    by beta alone: the other side's variance, C_max / n**2 (0 when both are constant).
+    """
+    caa = n * s_aa - s_a * s_a
+    cbb = n * s_bb - s_b * s_b
+    cab = n * s_ab - s_a * s_b
+    cmin = min(caa, cbb)
+    nn = np.float64(n) * np.float64(n)
+    if cmin <= 0:
+        return np.float64(max(caa, cbb)) / nn
+    return exact_det(caa, cbb, cab) / (nn * np.float64(cmin))
+
+
+@register_jitable
+def residual_of(mse, levels_range):
+    """The RMS residual in grey levels of a 0-255 scale: sqrt(mse) * 255 / (the pair's range in
+    levels); 0 for a pair whose pixels are all one level."""
+    if levels_range <= 0.0:
+        return 0.0
+    return math.sqrt(mse) * 255.0 / levels_range

@@ -15,11 +15,20 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from ._common import (
+    fit_mse,
     kth_smallest,
+    level_bits,
+    level_exponent,
     murmur3_x64_128,
+    overlap,
     pack_above_median,
+    pair_range,
     pow2_scales,
+    quantise,
+    residual_of,
     round_shift,
+    shift_limit,
+    shift_of,
 )
 from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 
@@ -471,3 +480,109 @@ def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, 
                                           offsets[s, probe + 1], thr, self_join, i, s, shifts,
                                           masks, radii, blk, found, out_i, out_j, out_d)
         counts[blk] = found
+
+
+# ------------------------------------------------------------------------ verification
+
+
+#: pairs scored per prange chunk (each chunk allocates its scratch once)
+VERIFY_CHUNK = 32
+
+
+@njit(**_JIT)
+def _levels_sat(img, lo, exponent, q, sat1, sat2):
+    # q: the image's integer levels; sat1, sat2: summed-area tables of q and q * q, shape
+    # (H + 1, W + 1), sat[y, x] = the sum over rows < y and columns < x. Exact integers below
+    # 2**53 (see _common), so the order of the additions does not matter.
+    height, width = img.shape
+    for x in range(width + 1):
+        sat1[0, x] = 0.0
+        sat2[0, x] = 0.0
+    for y in range(height):
+        row1 = 0.0
+        row2 = 0.0
+        sat1[y + 1, 0] = 0.0
+        sat2[y + 1, 0] = 0.0
+        for x in range(width):
+            v = quantise(img[y, x], lo, exponent)
+            q[y, x] = v
+            row1 += v
+            row2 += v * v
+            sat1[y + 1, x + 1] = sat1[y, x + 1] + row1
+            sat2[y + 1, x + 1] = sat2[y, x + 1] + row2
+
+
+@njit(**_JIT)
+def _window(sat, y0, y1, x0, x1):
+    # the sum over rows [y0, y1) and columns [x0, x1), as an exact int64
+    return np.int64(sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0])
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _cross(qa, qb, y0, y1, x0, x1, dy, dx):
+    # sum of qa[y, x] * qb[y + dy, x + dx] over a's overlap: the one sum a summed-area table
+    # cannot give. Exact integers below 2**53, so the vectorised (reassociated) sum is exact.
+    acc = 0.0
+    count = x1 - x0
+    for y in range(y0, y1):
+        ra = qa[y, x0:x1]
+        rb = qb[y + dy, x0 + dx:x1 + dx]
+        for t in range(count):
+            u = np.uintp(t)
+            acc += ra[u] * rb[u]
+    return np.int64(acc)
+
+
+@njit(parallel=True, **_JIT)
+def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift):
+    """Verification score of the pairs (images_a[i[p]], images_b[j[p]]).
+
+    images_a, images_b: (Na, H, W) and (Nb, H, W) of one real dtype; i, j: (P,) int64 image
+    indices; max_shift: the largest |dy|, |dx| tried (capped at side // 8); out_residual: (P,)
+    float64, the best shift's RMS residual of the photometric fit (the worse of b ~ alpha a +
+    beta and a ~ alpha' b + beta') in grey levels of the pair's range mapped to 0-255;
+    out_shift: (P, 2) int8, that shift (dy, dx): b[y + dy, x + dx] matches a[y, x]. The sums
+    per shift come from summed-area tables of the quantised pixels, except the cross term.
+    """
+    npairs = i.shape[0]
+    height, width = images_a.shape[1], images_a.shape[2]
+    sy = shift_limit(height, max_shift)
+    sx = shift_limit(width, max_shift)
+    bits = level_bits(height * width)
+    nshifts = (2 * sy + 1) * (2 * sx + 1)
+    nchunks = (npairs + VERIFY_CHUNK - 1) // VERIFY_CHUNK
+    for chunk in prange(nchunks):
+        qa = np.empty((height, width), dtype=np.float64)
+        qb = np.empty((height, width), dtype=np.float64)
+        sat_a1 = np.empty((height + 1, width + 1), dtype=np.float64)
+        sat_a2 = np.empty((height + 1, width + 1), dtype=np.float64)
+        sat_b1 = np.empty((height + 1, width + 1), dtype=np.float64)
+        sat_b2 = np.empty((height + 1, width + 1), dtype=np.float64)
+        for p in range(chunk * VERIFY_CHUNK, min(npairs, (chunk + 1) * VERIFY_CHUNK)):
+            a = images_a[i[p]]
+            b = images_b[j[p]]
+            lo, hi = pair_range(a, b)
+            out_shift[p, 0] = 0
+            out_shift[p, 1] = 0
+            if not hi > lo:  # both images one constant value
+                out_residual[p] = 0.0
+                continue
+            exponent = level_exponent(hi - lo, bits)
+            _levels_sat(a, lo, exponent, qa, sat_a1, sat_a2)
+            _levels_sat(b, lo, exponent, qb, sat_b1, sat_b2)
+            best = -1.0
+            for k in range(nshifts):
+                dy, dx = shift_of(k, sy, sx)
+                y0, y1 = overlap(height, dy)
+                x0, x1 = overlap(width, dx)
+                mse = fit_mse(np.int64((y1 - y0) * (x1 - x0)),
+                              _window(sat_a1, y0, y1, x0, x1),
+                              _window(sat_b1, y0 + dy, y1 + dy, x0 + dx, x1 + dx),
+                              _window(sat_a2, y0, y1, x0, x1),
+                              _window(sat_b2, y0 + dy, y1 + dy, x0 + dx, x1 + dx),
+                              _cross(qa, qb, y0, y1, x0, x1, dy, dx))
+                if best < 0.0 or mse < best:
+                    best = mse
+                    out_shift[p, 0] = dy
+                    out_shift[p, 1] = dx
+            out_residual[p] = residual_of(best, quantise(hi, lo, exponent))

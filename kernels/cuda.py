@@ -25,11 +25,20 @@ import numpy as np
 from numba import cuda, float64, int64, uint64
 
 from ._common import (
+    fit_mse,
     kth_smallest,
+    level_bits,
+    level_exponent,
     murmur3_x64_128,
+    overlap,
     pack_above_median,
+    pair_range,
     pow2_scales,
+    quantise,
+    residual_of,
     round_shift,
+    shift_limit,
+    shift_of,
 )
 from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 from .signatures import check as check_signature
@@ -327,6 +336,60 @@ def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, 
                             out_d[blk, slot] = d
 
 
+# ------------------------------------------------------------------------ verification
+
+
+@cuda.jit
+def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift):
+    """Twin of cpu.pair_residuals: one thread per pair, the five sums of each shift taken
+    directly over the overlap (no summed-area tables, no scratch). They are exact integers in
+    int64, so they equal the CPU's table sums; the float steps are the shared helpers of
+    _common, with no multiply feeding an add (nothing for FMA contraction to change).
+    Simple rather than fast: coalescing and shared-memory tiles are for a session with a GPU.
+    """
+    height = images_a.shape[1]
+    width = images_a.shape[2]
+    sy = shift_limit(height, max_shift)
+    sx = shift_limit(width, max_shift)
+    bits = level_bits(height * width)
+    nshifts = (2 * sy + 1) * (2 * sx + 1)
+    for p in range(cuda.grid(1), i.shape[0], cuda.gridsize(1)):
+        a = images_a[i[p]]
+        b = images_b[j[p]]
+        lo, hi = pair_range(a, b)
+        out_shift[p, 0] = 0
+        out_shift[p, 1] = 0
+        if not hi > lo:  # both images one constant value
+            out_residual[p] = 0.0
+            continue
+        exponent = level_exponent(hi - lo, bits)
+        best = -1.0
+        for k in range(nshifts):
+            dy, dx = shift_of(k, sy, sx)
+            y0, y1 = overlap(height, dy)
+            x0, x1 = overlap(width, dx)
+            s_a = int64(0)
+            s_b = int64(0)
+            s_aa = int64(0)
+            s_bb = int64(0)
+            s_ab = int64(0)
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    qa = int64(quantise(a[y, x], lo, exponent))
+                    qb = int64(quantise(b[y + dy, x + dx], lo, exponent))
+                    s_a += qa
+                    s_b += qb
+                    s_aa += qa * qa
+                    s_bb += qb * qb
+                    s_ab += qa * qb
+            mse = fit_mse(int64((y1 - y0) * (x1 - x0)), s_a, s_b, s_aa, s_bb, s_ab)
+            if best < 0.0 or mse < best:
+                best = mse
+                out_shift[p, 0] = dy
+                out_shift[p, 1] = dx
+        out_residual[p] = residual_of(best, quantise(hi, lo, exponent))
+
+
 # ------------------------------------------------------------------------------ launch
 
 
@@ -361,6 +424,7 @@ _GEOMETRY = {
     "hamming_range": _search_tiles,
     "mih_bucket_sort": _one_block,
     "mih_range": _per_item,
+    "pair_residuals": _per_item,
 }
 
 _streams: dict[int, object] = {}

@@ -17,6 +17,8 @@ from numba.np.numpy_support import from_dtype
 #: after ``hashing._gray`` turns float16 into float32 and byte-swapped dtypes into native ones
 IMAGE_DTYPES = ("bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64",
                 "int64", "float32", "float64")
+#: image dtypes that reach pair_residuals (verify.py turns bool into uint8)
+VERIFY_DTYPES = tuple(dt for dt in IMAGE_DTYPES if dt != "bool")
 #: "C": host input (copied contiguous); "A": a strided CuPy input, passed to the kernels as is
 IMAGE_LAYOUTS = ("C", "A")
 
@@ -61,6 +63,10 @@ def _table() -> dict[str, list[tuple[types.Type, ...]]]:
         "mih_range": [(_u8_1, types.int64, types.boolean, _i8_1, types.int64, _u8_1, _u8_1,
                        _i8_1, _u8_2, _i8_1, _i8_2, array(dt, 2), _u8_2, _i8_1, _i8_2, _i8_2,
                        _out_d) for dt in ORDER_DTYPES],
+        # images_a, images_b (one dtype, contiguous: gathered by verify.py), i, j, max_shift,
+        # out_residual, out_shift
+        "pair_residuals": [(array(dt, 3), array(dt, 3), _i8_1, _i8_1, types.int64,
+                            array(np.float64, 1), array(np.int8, 2)) for dt in VERIFY_DTYPES],
     }
 
 

@@ -234,3 +234,58 @@ def naive_groups(n: int, pairs) -> list[list[int]]:
                     stack.append(nxt)
         groups.append(sorted(comp))
     return sorted(groups)
+
+
+# ------------------------------------------------------------------- near-pair verification
+
+
+def _lsq_mse(x, y) -> float:
+    """Mean squared residual of the least-squares fit y ~ alpha * x + beta (beta alone when x
+    is constant), by np.linalg.lstsq."""
+    if np.ptp(x) == 0:
+        return float(np.mean((y - y.mean()) ** 2))
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(np.mean((y - design @ coef) ** 2))
+
+
+def naive_shifts(height: int, width: int, max_shift: int = 2) -> list[tuple[int, int]]:
+    """The shifts tried, in order: (0, 0) first, then raster order; |d| <= side // 8."""
+    sy, sx = min(max_shift, height // 8), min(max_shift, width // 8)
+    rest = [(dy, dx) for dy in range(-sy, sy + 1) for dx in range(-sx, sx + 1)
+            if (dy, dx) != (0, 0)]
+    return [(0, 0)] + rest
+
+
+def naive_shift_mses(a, b, max_shift: int = 2):
+    """Per shift (dy, dx) (b[y + dy, x + dx] against a[y, x]): the mean squared residuals of
+    b on a and of a on b over the overlap, in the images' own units."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    height, width = a.shape
+    out = []
+    for dy, dx in naive_shifts(height, width, max_shift):
+        ya, xa = slice(max(0, -dy), min(height, height - dy)), slice(max(0, -dx),
+                                                                       min(width, width - dx))
+        yb, xb = slice(max(0, dy), min(height, height + dy)), slice(max(0, dx),
+                                                                      min(width, width + dx))
+        ov_a, ov_b = a[ya, xa].ravel(), b[yb, xb].ravel()
+        out.append(((dy, dx), _lsq_mse(ov_a, ov_b), _lsq_mse(ov_b, ov_a)))
+    return out
+
+
+def naive_pair_score(a, b, max_shift: int = 2) -> tuple[float, tuple[int, int]]:
+    """The verification residual of one pair and its shift: over the shifts, the smallest of
+    max(mse of b on a, mse of a on b); its square root * 255 / (max - min over both images).
+    A pair of one constant value scores 0 at (0, 0)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    if hi == lo:
+        return 0.0, (0, 0)
+    best, where = None, (0, 0)
+    for shift, m_ba, m_ab in naive_shift_mses(a, b, max_shift):
+        mse = max(m_ba, m_ab)
+        if best is None or mse < best:
+            best, where = mse, shift
+    return math.sqrt(max(best, 0.0)) * 255.0 / (hi - lo), where
