@@ -298,8 +298,11 @@ def deduplicate(images, png: Path | None = None, log=None) -> tuple[np.ndarray, 
     i, j, d = _pairs(codes, None, DEDUP_RADIUS)
     sub = images[keep]
     s = score_pairs(sub, sub, i, j)
+    # the borderline band around the cut, 48 pairs evenly spread over it by score rank
     border = np.flatnonzero((s > DEDUP_CUT / 2) & (s <= 2 * DEDUP_CUT))
     border = border[np.argsort(s[border])]
+    if border.size > 48:
+        border = border[np.linspace(0, border.size - 1, 48).round().astype(int)]
     if png is not None:
         render_pairs_png(sub, zip(i[border], j[border]), s[border], png)
     drop = np.unique(j[s <= DEDUP_CUT])
@@ -686,7 +689,7 @@ def main(argv=None) -> int:
                         help="planted copies per edit kind (default 300)")
     parser.add_argument("--score-radius", type=int, default=10,
                         help="distinct candidates up to this phash radius are scored")
-    parser.add_argument("--max-scored", type=int, default=1_500_000,
+    parser.add_argument("--max-scored", type=int, default=3_000_000,
                         help="score at most this many distinct candidates per kind (a uniform "
                              "sample beyond, weighted)")
     parser.add_argument("--png-dir", type=Path, default=report.RESULTS_DIR / "accuracy-png")

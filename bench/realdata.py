@@ -77,11 +77,12 @@ def font_files(dirs=FONT_DIRS) -> list[Path]:
 def _render_letter(font, letter: str, side: int) -> np.ndarray | None:
     from PIL import Image, ImageDraw
 
-    canvas = Image.new("L", (4 * side, 4 * side), 0)
-    ImageDraw.Draw(canvas).text((side, side), letter, fill=255, font=font)
+    # rendered at 3 * side px on a canvas with room on every side, then cropped to the ink
+    canvas = Image.new("L", (8 * side, 8 * side), 0)
+    ImageDraw.Draw(canvas).text((2 * side, 2 * side), letter, fill=255, font=font)
     box = canvas.getbbox()
-    if box is None:
-        return None
+    if box is None or box[0] == 0 or box[1] == 0 or box[2] == 8 * side or box[3] == 8 * side:
+        return None  # blank, or cut by the canvas edge
     glyph = canvas.crop(box)
     # notMNIST-style: the glyph scaled to fill the frame (longer side = side - 2), centred
     scale = (side - 2) / max(glyph.size)
@@ -109,7 +110,7 @@ def render_glyphs(files: list[Path] | None = None, letters: str = LETTERS,
     imgs, labels, names = [], [], []
     for path in files:
         try:
-            font = ImageFont.truetype(str(path), 4 * side)
+            font = ImageFont.truetype(str(path), 3 * side)
         except OSError:
             continue
         notdef = _render_letter(font, "\U000f0000", side)  # a private-use code point
