@@ -199,6 +199,13 @@ def _extend_range(img, lo, hi):
 
 
 @register_jitable
+def quantise_scaled(value, lo, scale):
+    """``quantise(value, lo, e)`` with ``scale = 2.0**e`` given: the product by a power of two
+    is exact, so it equals ldexp bit for bit (the CPU kernel's form: no libm call per pixel)."""
+    return math.floor((np.float64(value) - lo) * scale + 0.5)
+
+
+@register_jitable
 def pair_range(a, b):
     """Smallest and largest pixel of the two images (float64)."""
     lo, hi = _extend_range(a, np.float64(a[0, 0]), np.float64(a[0, 0]))

@@ -25,6 +25,7 @@ from ._common import (
     pair_range,
     pow2_scales,
     quantise,
+    quantise_scaled,
     residual_of,
     round_shift,
     shift_limit,
@@ -490,7 +491,7 @@ VERIFY_CHUNK = 32
 
 
 @njit(**_JIT)
-def _levels_sat(img, lo, exponent, q, sat1, sat2):
+def _levels_sat(img, lo, scale, q, sat1, sat2):
     # q: the image's integer levels; sat1, sat2: summed-area tables of q and q * q, shape
     # (H + 1, W + 1), sat[y, x] = the sum over rows < y and columns < x. Exact integers below
     # 2**53 (see _common), so the order of the additions does not matter.
@@ -504,7 +505,7 @@ def _levels_sat(img, lo, exponent, q, sat1, sat2):
         sat1[y + 1, 0] = 0.0
         sat2[y + 1, 0] = 0.0
         for x in range(width):
-            v = quantise(img[y, x], lo, exponent)
+            v = quantise_scaled(img[y, x], lo, scale)
             q[y, x] = v
             row1 += v
             row2 += v * v
@@ -519,17 +520,31 @@ def _window(sat, y0, y1, x0, x1):
 
 
 @njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _dot(x, y, n):
+    acc = 0.0
+    for t in range(n):
+        u = np.uintp(t)
+        acc += x[u] * y[u]
+    return acc
+
+
+@njit(**_JIT)
 def _cross(qa, qb, y0, y1, x0, x1, dy, dx):
     # sum of qa[y, x] * qb[y + dy, x + dx] over a's overlap: the one sum a summed-area table
-    # cannot give. Exact integers below 2**53, so the vectorised (reassociated) sum is exact.
-    acc = 0.0
-    count = x1 - x0
-    for y in range(y0, y1):
-        ra = qa[y, x0:x1]
-        rb = qb[y + dy, x0 + dx:x1 + dx]
-        for t in range(count):
-            u = np.uintp(t)
-            acc += ra[u] * rb[u]
+    # cannot give. Rows are short, so it is one long dot product over the flat pixels from the
+    # overlap's first to its last, minus the products of the columns outside it that this
+    # span crosses between rows. Exact integers below 2**53: the vectorised (reassociated) sum
+    # and the corrections are exact in any order.
+    width = qa.shape[1]
+    fa = qa.ravel()
+    fb = qb.ravel()
+    off = dy * width + dx
+    t0 = y0 * width + x0
+    t1 = (y1 - 1) * width + x1
+    acc = _dot(fa[t0:t1], fb[t0 + off:t1 + off], t1 - t0)
+    for y in range(y0, y1 - 1):
+        for t in range(y * width + x1, (y + 1) * width + x0):
+            acc -= fa[t] * fb[t + off]
     return np.int64(acc)
 
 
@@ -568,8 +583,9 @@ def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift)
                 out_residual[p] = 0.0
                 continue
             exponent = level_exponent(hi - lo, bits)
-            _levels_sat(a, lo, exponent, qa, sat_a1, sat_a2)
-            _levels_sat(b, lo, exponent, qb, sat_b1, sat_b2)
+            scale = math.ldexp(1.0, exponent)
+            _levels_sat(a, lo, scale, qa, sat_a1, sat_a2)
+            _levels_sat(b, lo, scale, qb, sat_b1, sat_b2)
             best = -1.0
             for k in range(nshifts):
                 dy, dx = shift_of(k, sy, sx)

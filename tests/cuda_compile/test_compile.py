@@ -20,6 +20,9 @@ CASES = [(name, k, cc) for name, sigs in SIGNATURES.items() for k in range(len(s
          for cc in CCS]
 #: kernels whose PTX must hold no float64 conversion: popcount comparisons stay integer
 INTEGER_ONLY = ("hamming_range", "mih_range", "mih_bucket_sort", "digest_rows")
+#: kernels whose PTX must hold no fused multiply-add: NVVM contracts a * b + c by default, which
+#: would round differently from the CPU twin (the verification score's float steps)
+NO_FMA = ("pair_residuals",)
 
 
 def _case_id(case):
@@ -56,6 +59,8 @@ def test_compiles_to_ptx(case, ptx_cache):
     if name in INTEGER_ONLY:
         # cuda.popc(uint64) <= int64 would convert both sides to float64 (slow FP64)
         assert "cvt.rn.f64" not in ptx, f"{name} compares through float64"
+    if name in NO_FMA:
+        assert "fma.rn.f64" not in ptx, f"{name}: NVVM fused a multiply-add"
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
@@ -76,5 +81,5 @@ def test_launch_bounds_of_the_geometry():
     # the block sizes the resource test checks are the ones launch() uses
     assert launch_shape("phash_images")[0] == gk.PHASH_THREADS
     assert launch_shape("hamming_range") == (gk.SEARCH_ROWS, gk.SEARCH_TILE * 8)
-    for name in ("digest_rows", "linear_scales", "luma_images", "mih_range"):
+    for name in ("digest_rows", "linear_scales", "luma_images", "mih_range", "pair_residuals"):
         assert launch_shape(name) == (gk.THREADS, 0)

@@ -9,7 +9,7 @@ import pytest
 from gpudedup.kernels import cuda as gk
 from gpudedup.kernels.signatures import IMAGE_DTYPES, SIGNATURES, signature_of
 
-from gpudedup import hashing, search, sources
+from gpudedup import hashing, search, sources, verify
 from gpudedup.backend import Backend
 
 
@@ -63,11 +63,20 @@ def _search_all(be):
         search.hamming_pairs(a, a[:17], 5, be=be, strategy=strategy)
 
 
+def _verify_all_dtypes(be):
+    rng = np.random.default_rng(1)
+    for dtype in IMAGE_DTYPES + ("float16", ">f4", "<u2"):
+        x = sources.as_source((rng.random((4, 12, 10)) * 100).astype(dtype), "x")
+        idx = np.array([0, 1, 3], np.int64)
+        verify.verify_sources(x, x, idx, idx[::-1].copy(), be, batch_size=2)
+
+
 def test_drivers_launch_only_table_signatures(launched):
     # gk.launch raises TypeError on a signature outside the table
     be, seen = launched
     _hash_all_dtypes(be)
     _search_all(be)
+    _verify_all_dtypes(be)
     assert set(seen) == set(SIGNATURES)
 
 
@@ -75,6 +84,7 @@ def test_every_table_signature_is_launched(launched):
     be, seen = launched
     _hash_all_dtypes(be)
     _search_all(be)
+    _verify_all_dtypes(be)
     # int64 order arrays only past 2**31 indexed codes: too big to drive, checked by type
     unreached = {(name, sig) for name, sigs in SIGNATURES.items() for sig in sigs
                  if sig not in seen.get(name, ())}

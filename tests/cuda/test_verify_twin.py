@@ -1,0 +1,90 @@
+"""The CUDA twin of pair_residuals against the CPU kernel, bit for bit (residuals and shifts),
+and score_pairs through backend="cuda" against backend="cpu"; a few dozen pairs each."""
+
+import numpy as np
+import pytest
+from gpudedup.kernels import cpu
+from gpudedup.kernels import cuda as gk
+
+from gpudedup import verify
+
+
+def _twins(a, b, i, j, max_shift=2):
+    i = np.asarray(i, np.int64)
+    j = np.asarray(j, np.int64)
+    out = []
+    for run in ("cpu", "cuda"):
+        residual = np.full(i.size, -1.0)
+        shift = np.full((i.size, 2), 99, np.int8)
+        if run == "cpu":
+            cpu.pair_residuals(a, b, i, j, max_shift, residual, shift)
+        else:
+            gk.launch(gk.pair_residuals, "pair_residuals", i.size, a, b, i, j,
+                      np.int64(max_shift), residual, shift)
+        out.append((residual, shift))
+    return out
+
+
+def _pictures(n, shape, seed):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:shape[0], :shape[1]]
+    base = np.sin(x[None] * rng.uniform(0.1, 0.6, (n, 1, 1))) + np.cos(
+        y[None] * rng.uniform(0.1, 0.6, (n, 1, 1)))
+    return base + rng.normal(0, 0.2, (n,) + shape)
+
+
+@pytest.mark.parametrize("dtype,shape", [(np.uint8, (12, 12)), (np.uint16, (9, 17)),
+                                         (np.int64, (16, 16)), (np.float32, (12, 20)),
+                                         (np.float64, (8, 8)), (np.int8, (28, 28))])
+def test_pair_residuals_twin(dtype, shape):
+    n = 3 if shape == (28, 28) else 6
+    pics = _pictures(n, shape, shape[0] + shape[1])
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        top = min(info.max, 2**40)
+        lo = info.min if info.min < 0 else 0
+        pics = (pics - pics.min()) / np.ptp(pics) * (top - lo) + lo
+        pics = np.clip(np.round(pics), lo, top).astype(dtype)
+    else:
+        pics = pics.astype(dtype)
+    other = pics[::-1].copy()
+    other[0] = np.roll(pics[0], (1, -1), (0, 1))  # a shifted copy
+    other[1] = pics[1]  # an exact copy
+    rng = np.random.default_rng(1)
+    i = np.r_[0, 1, rng.integers(0, n, 2 * n)]
+    j = np.r_[0, 1, rng.integers(0, n, 2 * n)]
+    (rc, sc), (rg, sg) = _twins(pics, other, i, j)
+    np.testing.assert_array_equal(rg, rc)
+    np.testing.assert_array_equal(sg, sc)
+    assert rc[1] == 0.0 and (rc >= 0).all()
+
+
+def test_constant_and_tiny_images_twin():
+    imgs = np.zeros((4, 6, 5), np.float32)
+    imgs[1] = 3.5
+    imgs[2] = np.arange(30, dtype=np.float32).reshape(6, 5)
+    imgs[3] = -1e-300  # a float32 zero after the cast: one level
+    (rc, sc), (rg, sg) = _twins(imgs, imgs, [0, 0, 2, 0, 3, 2], [0, 1, 0, 2, 3, 2])
+    np.testing.assert_array_equal(rg, rc)
+    np.testing.assert_array_equal(sg, sc)
+
+
+def test_max_shift_and_tiny_ranges_twin():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0, 1e-12, (4, 16, 24))  # a tiny value range: scaled up exactly
+    for max_shift in (0, 1, 3):
+        (rc, sc), (rg, sg) = _twins(a, a[::-1].copy(), [0, 1, 2, 3], [0, 1, 2, 3], max_shift)
+        np.testing.assert_array_equal(rg, rc)
+        np.testing.assert_array_equal(sg, sc)
+
+
+def test_score_pairs_cuda_equals_cpu():
+    pics = np.round((_pictures(8, (14, 14), 9) + 3) * 40).astype(np.uint8)
+    rng = np.random.default_rng(9)
+    i, j = rng.integers(0, 8, 20), rng.integers(0, 8, 20)
+    cpu_out = verify.score_pairs(pics, None, i, j, backend="cpu")
+    for batch in (None, 7):
+        gpu_out = verify.score_pairs(pics, None, i, j, backend="cuda", batch_size=batch)
+        for g, c in zip(gpu_out, cpu_out):
+            assert g.dtype == c.dtype
+            np.testing.assert_array_equal(g, c)
