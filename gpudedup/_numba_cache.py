@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 
 from numba.core import caching, config
 
@@ -29,7 +30,16 @@ def _fallback_root() -> str:
     return os.path.join(tempfile.gettempdir(), f"{PACKAGE}-numba-{os.getuid()}")
 
 
-class PackageCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
+# numba's locator bases are private: if a numba release renames them, gpudedup still imports
+# and numba keeps its own choice (install() then does nothing and says so)
+_BASES = tuple(getattr(caching, n, None) for n in ("_SourceFileBackedLocatorMixin",
+                                                   "_CacheLocator"))
+_KNOWN = None not in _BASES
+if not _KNOWN:  # pragma: no cover - depends on the numba release
+    _BASES = (object,)
+
+
+class PackageCacheLocator(*_BASES):
     """Caches gpudedup's functions in a per-user folder (see the module docstring)."""
 
     def __init__(self, py_func, py_file, root: str):
@@ -59,6 +69,10 @@ class PackageCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheL
 
 def install() -> None:
     """Put PackageCacheLocator first in numba's locator list (once)."""
+    if not _KNOWN or not hasattr(caching, "CacheImpl"):  # pragma: no cover
+        warnings.warn("gpudedup: this numba release has no cache locators gpudedup knows; "
+                      "numba caches gpudedup's kernels where it chooses", stacklevel=2)
+        return
     for impl in {caching.CacheImpl, *_subclasses(caching.CacheImpl)}:
         classes = impl.__dict__.get("_locator_classes")
         if classes is not None and PackageCacheLocator not in classes:
