@@ -13,7 +13,7 @@ import numpy as np
 from ._version import __version__
 from .checks import check_share
 from .errors import InputError
-from .fileio import estimate_h5_copy, h5_output, same_file
+from .fileio import check_outputs, estimate_h5_copy, h5_output
 from .layout import SplitSpec
 from .results import Report
 
@@ -477,8 +477,9 @@ def write_clean(input_path: str, output_path: str, specs: Sequence[SplitSpec],
     """
     import h5py
 
-    if same_file(input_path, output_path):
-        raise InputError(f"output_path: {output_path!r} is the input file; choose another path")
+    # the one up-front output check (fileio): not the input, its folder writable, a regular file
+    check_outputs({"output_path": output_path}, {"input_path": input_path},
+                  hdf5={"output_path"})
     filtered = {}
     for spec in specs:
         filtered[spec.images] = spec.name

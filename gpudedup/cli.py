@@ -25,7 +25,7 @@ from .cleaning import (
 from .errors import GpudedupError, InputError
 from .fileio import check_outputs, write_text
 from .hashing import hash_source
-from .hashset import HashSet, load_many, refresh, save_many
+from .hashset import HashSet, load_many, misfit, refresh, save_many
 from .labels import check_labels
 from .layout import SplitSpec, find_splits, guess_labels, parse_assignments
 from .sources import as_source, get_dataset, open_h5_file
@@ -159,7 +159,7 @@ def _with_cached_hashes(args, inputs: _Inputs) -> dict[str, object]:
         source = as_source(dataset, f"--split {name}")
         out[name], changed = refresh(cached, source, be, progress=_progress(args))
         if changed is None:
-            _say(args, f"hashes of {name}: stale ({_misfit(cached, source)}); hashed again")
+            _say(args, f"hashes of {name}: stale ({misfit(cached, source)}); hashed again")
         elif changed.size:
             _say(args, f"hashes of {name}: stale for {changed.size} of {source.count} images "
                        f"(changed since hashing); rehashed them, reused the rest from "
@@ -168,19 +168,6 @@ def _with_cached_hashes(args, inputs: _Inputs) -> dict[str, object]:
             _say(args, f"hashes of {name}: reused from {args.hashes} (all {source.count} "
                        "images unchanged)")
     return out
-
-
-def _misfit(cached: HashSet, source) -> str:
-    # why cached hashes cannot be matched to the images row by row
-    from .hashing import phash_convention
-
-    if cached.count != source.count:
-        return f"the cache holds {cached.count} images, the split {source.count}"
-    if cached.image_shape != source.image_shape or cached.dtype != source.dtype:
-        return (f"the cache holds images of shape {cached.image_shape} and {cached.dtype}, the "
-                f"split {source.image_shape} and {source.dtype}")
-    return (f"its phashes follow the {cached.convention or 'unknown'} convention, this "
-            f"installation {phash_convention()}")
 
 
 def _run_scan(args, inputs: _Inputs):
@@ -321,7 +308,6 @@ def _cmd_demo(args) -> int:
     print()
     print(report)
     print()
-    args.csv, args.max_rows = None, getattr(args, "max_rows", 100)
     _write_reports(args, report)
     return 0
 
@@ -519,7 +505,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("--json", metavar="OUT", help="also write the JSON report")
     cmd.add_argument("--html", metavar="OUT", default="gpudedup-demo.html",
                      help="where to write the HTML report (default gpudedup-demo.html)")
-    cmd.set_defaults(run=_cmd_demo)
+    # no CSV and the default page size: what _write_reports reads of the other commands
+    cmd.set_defaults(run=_cmd_demo, csv=None, max_rows=100)
 
     cmd = _subcommand(sub, "info", "show versions and which backends work here")
     cmd.add_argument("--json", action="store_true", help="print it as JSON")
@@ -577,6 +564,8 @@ def _caused_by_interrupt(exc: BaseException) -> bool:
 
 
 def _interrupt_status() -> int:
+    # what every interrupted run says and returns
+    print("gpudedup: interrupted", file=sys.stderr)
     return EXIT_SIGNAL.get(fileio.interrupted(), 130)
 
 
@@ -592,13 +581,11 @@ def main(argv: list[str] | None = None) -> int:
                 code = args.run(args)
         except GpudedupError as exc:
             if fileio.interrupted() is not None:  # an error caused by the interrupt
-                print("gpudedup: interrupted", file=sys.stderr)
                 return _interrupt_status()
             # expected failures only: anything else is a bug and keeps its traceback
             print(f"gpudedup: error: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_ERROR
         except KeyboardInterrupt:
-            print("gpudedup: interrupted", file=sys.stderr)
             return _interrupt_status()
         except BrokenPipeError:
             # the reader went away (`gpudedup scan ... | head`): stop quietly, as `cat` does
@@ -610,10 +597,8 @@ def main(argv: list[str] | None = None) -> int:
             # own error: still an interrupt, not a bug
             if not _caused_by_interrupt(exc):
                 raise
-            print("gpudedup: interrupted", file=sys.stderr)
             return _interrupt_status()
         if fileio.interrupted() is not None:  # interrupted, and the exception got lost
-            print("gpudedup: interrupted", file=sys.stderr)
             return _interrupt_status()
         return code
 

@@ -290,17 +290,6 @@ def check_outputs(outputs: Mapping[str, object], inputs: Mapping[str, object] | 
         taken[key] = option
 
 
-def same_file(a, b) -> bool:
-    """Whether paths ``a`` and ``b`` name the same file (same path, symlink or hard link)."""
-    a, b = os.fspath(a), os.fspath(b)
-    if os.path.exists(a) and os.path.exists(b):
-        return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-# --------------------------------------------------------------------- temporary files
-
-
 def _temp_prefix(target: str) -> str:
     name = os.path.basename(target)[:_NAME_KEEP]
     return f".{name}{_TEMP_TAG}"

@@ -167,9 +167,15 @@ def hash_source(source: ImageSource, be: backends.Backend, *, digests: bool = Tr
                              batch_size=batch_size, progress=progress, label=label)
     if ph is None:
         ph = np.zeros(source.count, dtype=np.uint64)
-    return HashSet(ph, dig, image_shape=source.image_shape, dtype=source.dtype, source=source,
-                   description=source.description, convention=phash_convention(),
-                   fingerprint=fingerprint(source))
+    return hashes_of(source, ph, dig)
+
+
+def hashes_of(source: ImageSource, phashes: np.ndarray, digests: np.ndarray | None) -> HashSet:
+    """A :class:`HashSet` of ``source``'s hashes, keeping the source (for verification), its
+    description, fingerprint and this installation's phash convention."""
+    return HashSet(phashes, digests, image_shape=source.image_shape, dtype=source.dtype,
+                   source=source, description=source.description,
+                   convention=phash_convention(), fingerprint=fingerprint(source))
 
 
 def phash(images, *, backend: str = "auto", batch_size: int | None = None,

@@ -317,13 +317,12 @@ def refresh(cached: HashSet, source: ImageSource, be, *,
     InputError
         ``cached`` has no digests, so there is nothing to check the images against.
     """
-    from .hashing import compute_hashes, hash_source, phash_convention
+    from .hashing import compute_hashes, hash_source, hashes_of
 
     if cached.digests is None:
         raise InputError("cached: the HashSet has no digests, so its hashes cannot be checked "
                          "against the images; hash them again")
-    if (cached.count != source.count or cached.image_shape != source.image_shape
-            or cached.dtype != source.dtype or cached.convention != phash_convention()):
+    if misfit(cached, source) is not None:
         return hash_source(source, be, progress=progress), None
     digests, _ = compute_hashes(source, be, phashes=False, progress=progress)
     changed = np.flatnonzero((digests != cached.digests).any(axis=1))
@@ -339,10 +338,23 @@ def refresh(cached: HashSet, source: ImageSource, be, *,
             part = ImageSource(name=source.name, data=source.take(rows),
                                description=source.description)
             phashes[rows] = compute_hashes(part, be, digests=False)[1]
-    hashes = HashSet(phashes, digests, image_shape=source.image_shape, dtype=source.dtype,
-                     source=source, description=source.description,
-                     convention=phash_convention(), fingerprint=fingerprint(source))
-    return hashes, changed
+    return hashes_of(source, phashes, digests), changed
+
+
+def misfit(cached: HashSet, source: ImageSource) -> str | None:
+    """Why ``cached`` cannot be matched to ``source`` row by row (other count, image shape,
+    dtype or phash convention), or None when it can."""
+    from .hashing import phash_convention
+
+    if cached.count != source.count:
+        return f"the cache holds {cached.count} images, the split {source.count}"
+    if cached.image_shape != source.image_shape or cached.dtype != source.dtype:
+        return (f"the cache holds images of shape {cached.image_shape} and {cached.dtype}, the "
+                f"split {source.image_shape} and {source.dtype}")
+    if cached.convention != phash_convention():
+        return (f"its phashes follow the {cached.convention or 'unknown'} convention, this "
+                f"installation {phash_convention()}")
+    return None
 
 
 def fingerprint(source: ImageSource) -> str | None:
