@@ -6,7 +6,14 @@ from . import _numba_cache
 _numba_cache.install()
 
 from ._version import __version__  # noqa: E402
-from .api import DEFAULT_THRESHOLD, clean, find_duplicates, find_overlaps, scan  # noqa: E402
+from .api import (  # noqa: E402
+    DEFAULT_MIN_SIMILARITY,
+    DEFAULT_THRESHOLD,
+    clean,
+    find_duplicates,
+    find_overlaps,
+    scan,
+)
 from .cleaning import CleanPlan, keep_masks, plan_clean  # noqa: E402
 from .diagnostics import info  # noqa: E402
 from .errors import GpudedupError, InputError, InputTypeError  # noqa: E402
@@ -15,6 +22,7 @@ from .hashset import HashSet  # noqa: E402
 from .results import Conflict, Overlaps, Report  # noqa: E402
 
 __all__ = [
+    "DEFAULT_MIN_SIMILARITY",
     "DEFAULT_THRESHOLD",
     "CleanPlan",
     "Conflict",

@@ -9,29 +9,43 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import backend as backends
-from .checks import check_batch_size, check_strategy, check_threshold
+from .checks import (
+    check_batch_size,
+    check_invariant,
+    check_share,
+    check_shifts,
+    check_strategy,
+    check_threshold,
+)
 from .cleaning import DEFAULT_MAX_REMOVED, CleanPlan, plan_clean, write_clean
 from .errors import InputError, InputTypeError
 from .hashing import hash_source
 from .hashset import HashSet
 from .labels import check_labels
 from .layout import SplitSpec
+from .matching import NearOptions, near_pairs
 from .results import Overlaps, Report, SplitInfo
-from .search import digest_pairs, hamming_pairs, verify_pairs
+from .search import concat_columns, digest_pairs, sort_columns, verify_pairs
 from .sources import ImageSource, as_source, split_h5_path
 
-#: default largest Hamming distance of a near pair, chosen with bench/accuracy.py: at 6,
-#: brightness/contrast, noise, blur and JPEG copies are found 98-100% of the time and 83% of
-#: the pairs are true copies (F1 is highest there); phash distances are nearly always even
-DEFAULT_THRESHOLD = 6
+#: default search radius (largest Hamming distance of a candidate near pair), chosen with
+#: bench/accuracy.py on real images (README "Accuracy"): every candidate is then confirmed on
+#: its pixels, so the radius sets recall and cost, not precision
+DEFAULT_THRESHOLD = 8
+#: default lowest pixel similarity of a reported near pair: residual 8 grey levels, the bound
+#: under which real copies (noise, brightness, contrast, 1-2 px shifts) score while distinct
+#: look-alikes on real small images score above it (DESIGN.md "What real data says")
+DEFAULT_MIN_SIMILARITY = 0.75
 
 
-def _check_options(threshold, exact, near, strategy) -> int:
+def _check_options(threshold, exact, near, strategy, min_similarity=DEFAULT_MIN_SIMILARITY,
+                   invariant=None, shifts=0) -> tuple[int, float, str | None, int]:
     threshold = check_threshold(threshold)
     if not exact and not near:
         raise InputError("exact, near: at least one of them must be True")
     check_strategy(strategy)
-    return threshold
+    return (threshold, check_share(min_similarity, "min_similarity"),
+            check_invariant(invariant), check_shifts(shifts))
 
 
 def _hashes(obj, name: str, be, *, exact: bool, near: bool, batch_size, progress,
@@ -48,8 +62,43 @@ def _pair_keys(i: np.ndarray, j: np.ndarray, width: int) -> np.ndarray:
     return i * np.int64(width) + j
 
 
+def _variant_set(image_shape, invariant, shifts: int) -> set[tuple[int, int, int]]:
+    # the (transform, dy, dx) variants a search with these options uses
+    square = image_shape is not None and len(image_shape) >= 2 and image_shape[0] == image_shape[1]
+    transforms = range(8 if square else 4) if invariant == "dihedral" else range(1)
+    steps = range(-shifts, shifts + 1)
+    return {(t, dy, dx) for t in transforms for dy in steps for dx in steps}
+
+
+def _with_variants(hs: HashSet, invariant, shifts: int, be, *, batch_size=None,
+                   progress=False, label=None) -> HashSet:
+    # the second side's candidate hashes of flipped, rotated and shifted variants
+    if invariant is None and shifts == 0:
+        return hs
+    from .hashing import compute_variant_hashes
+
+    table = hs.variant_table
+    if table is not None and {tuple(r) for r in table.tolist()} == _variant_set(
+            hs.image_shape, invariant, shifts):
+        return hs
+    images = hs.images
+    if images is None:
+        raise InputError(f"invariant, shifts: {hs.description or 'a HashSet'} has no variant "
+                         "hashes of this kind and no images to make them from; hash it with "
+                         "the same invariant and shifts (gd.hash_images)")
+    codes, table = compute_variant_hashes(images, be, invariant=invariant, shifts=shifts,
+                                          batch_size=batch_size, progress=progress,
+                                          label=label)
+    out = HashSet(hs.phashes, hs.digests, image_shape=hs.image_shape, dtype=hs.dtype,
+                  source=hs.source, description=hs.description, convention=hs.convention,
+                  fingerprint=hs.fingerprint, pixels=hs.pixels, variants=codes,
+                  variant_table=table)
+    return out
+
+
 def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, threshold: int,
               exact: bool, near: bool, verify: bool, be, strategy: str,
+              min_similarity: float = DEFAULT_MIN_SIMILARITY,
               progress: bool = False) -> Overlaps:
     self_join = hb is None
     other = ha if self_join else hb
@@ -66,31 +115,53 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
             ei, ej = ei[same], ej[same]
     if not near:
         return Overlaps(ei, ej, np.zeros(ei.size, np.uint8), np.ones(ei.size, bool),
-                        threshold=threshold, self_join=self_join)
+                        threshold=threshold, self_join=self_join,
+                        verified=np.full(ei.size, verify))
     label = f"searching {names[0]}" if self_join else f"searching {names[0]} x {names[1]}"
-    i, j, d = hamming_pairs(ha.phashes, None if self_join else other.phashes, threshold,
-                            be=be, strategy=strategy, progress=progress, label=label)
-    keys = _pair_keys(i, j, width)
+    opts = NearOptions(threshold, verify=verify, min_similarity=min_similarity,
+                       strategy=strategy, progress=progress)
+    cols, reason = near_pairs(ha, hb, opts, be, label=label)
+    keys = _pair_keys(cols["i"], cols["j"], width)
     exact_keys = _pair_keys(ei, ej, width)
-    is_exact = np.isin(keys, exact_keys, assume_unique=True)
+    cols["exact"] = np.isin(keys, exact_keys, assume_unique=True)
     missing = ~np.isin(exact_keys, keys, assume_unique=True)
     if missing.any():
-        # identical images always have equal phashes; this only happens when the two sides'
-        # phashes were made under different conventions
+        # identical images always have equal phashes and score 0; this only happens when the
+        # two sides' phashes were made under different conventions
         mi, mj = ei[missing], ej[missing]
-        md = np.bitwise_count(ha.phashes[mi] ^ other.phashes[mj]).astype(np.uint8)
-        i, j, d = np.concatenate([i, mi]), np.concatenate([j, mj]), np.concatenate([d, md])
-        is_exact = np.concatenate([is_exact, np.ones(mi.size, bool)])
-        order = np.lexsort((j, i))
-        i, j, d, is_exact = i[order], j[order], d[order], is_exact[order]
-    return Overlaps(i, j, d, is_exact, threshold=threshold, self_join=self_join)
+        extra = {"i": mi, "j": mj,
+                 "distance": np.bitwise_count(ha.phashes[mi] ^ other.phashes[mj]).astype(
+                     np.uint8),
+                 "exact": np.ones(mi.size, bool), "similarity": np.ones(mi.size, np.float32),
+                 "residual": np.zeros(mi.size), "shift": np.zeros((mi.size, 2), np.int8),
+                 "transform": np.zeros(mi.size, np.uint8),
+                 "offset": np.zeros((mi.size, 2), np.int8), "verified": np.ones(mi.size, bool)}
+        cols = sort_columns(concat_columns([cols, extra]))
+    # exact copies are exact whatever their variant: byte-identical, similarity 1
+    ex = cols["exact"]
+    cols["similarity"][ex], cols["residual"][ex] = 1.0, 0.0
+    cols["transform"][ex], cols["shift"][ex], cols["offset"][ex] = 0, 0, 0
+    cols["verified"][ex] = verify
+    return Overlaps(cols["i"], cols["j"], cols["distance"], ex, threshold=threshold,
+                    self_join=self_join, similarity=cols["similarity"],
+                    residual=cols["residual"], shift=cols["shift"],
+                    transform=cols["transform"], offset=cols["offset"],
+                    verified=cols["verified"], unverified=reason)
 
 
 def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool = True,
-                  near: bool = True, verify: bool = True, backend: str = "auto",
-                  batch_size: int | None = None, progress: bool = False,
-                  strategy: str = "auto") -> Overlaps:
+                  near: bool = True, verify: bool = True,
+                  min_similarity: float = DEFAULT_MIN_SIMILARITY, invariant: str | None = None,
+                  shifts: int = 0, backend: str = "auto", batch_size: int | None = None,
+                  progress: bool = False, strategy: str = "auto") -> Overlaps:
     """Pairs of images that are exact or near duplicates, between ``a`` and ``b`` or inside ``a``.
+
+    Near pairs are found in two steps: the 64-bit perceptual hashes propose candidates within
+    ``threshold``, then each candidate is confirmed on its pixels (``gpudedup.verify``: the
+    residual of a least-squares brightness/contrast fit, best over shifts up to 2 px, scaled
+    to the pair's own value range) and kept when its ``similarity`` reaches
+    ``min_similarity``. On small real images most pairs within a few phash bits are different
+    pictures with one silhouette; the pixel check is what keeps them out of the answer.
 
     Parameters
     ----------
@@ -99,14 +170,30 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
         ``"file.h5:/dataset"``, or precomputed hashes. Without ``b``, the pairs inside ``a``
         (``left < right``).
     threshold : int, 0..64
-        Largest Hamming distance between the 64-bit perceptual hashes of a near pair.
+        Search radius: largest Hamming distance between the perceptual hashes of a candidate
+        near pair (default 8, chosen on real data, README "Accuracy"). A larger radius finds
+        more edited copies and costs more pixel checks; it does not let look-alikes in.
     exact : bool
         Find byte-identical pairs (128-bit digests, then a byte comparison) and flag them in
         ``Overlaps.exact``. When False, ``exact`` is False everywhere (not checked).
     near : bool
-        Find pairs within ``threshold``. When False, only the exact pairs are returned.
+        Find near pairs. When False, only the exact pairs are returned.
     verify : bool
-        Compare exact candidates byte for byte (default); False trusts equal digests.
+        Confirm every pair on the pixels (default): exact candidates byte for byte, near
+        candidates by their similarity. False trusts the hashes: equal digests are exact and
+        every candidate within ``threshold`` is reported, with similarity NaN.
+    min_similarity : float in [0, 1]
+        Lowest similarity of a reported near pair (default 0.75, residual 8 grey levels: real
+        copies under noise, brightness, contrast and small shifts score above it, distinct
+        look-alikes below). Higher is stricter.
+    invariant : {None, "dihedral"}
+        "dihedral" also finds mirrored, transposed and 90/180/270-degree rotated copies
+        (transposes for square images only); ``Overlaps.transform`` says which matched.
+    shifts : int, 0..2
+        Also search with the hashes of ``b`` shifted by up to this many pixels (every
+        ``(dy, dx)`` in ``[-shifts, shifts]^2``), which finds shifted and re-cropped copies
+        whose own hash moved past ``threshold``; costs ``(2 * shifts + 1) ** 2`` hashings of
+        ``b``. ``Overlaps.offset`` records the variant that matched.
     backend : {"auto", "cpu", "cuda"}
     batch_size : int, optional
         Images per hashing batch.
@@ -137,15 +224,22 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
     >>> len(gd.find_overlaps(train))  # inside one set
     0
     """
-    threshold = _check_options(threshold, exact, near, strategy)
+    threshold, min_similarity, invariant, shifts = _check_options(
+        threshold, exact, near, strategy, min_similarity, invariant, shifts)
     check_batch_size(batch_size)
     be = backends.resolve(backend, a, b)
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
     ha = _hashes(a, "a", be, **opts)
     hb = None if b is None else _hashes(b, "b", be, **opts)
+    if near:
+        variants = {"batch_size": batch_size, "progress": progress}
+        if hb is None:
+            ha = _with_variants(ha, invariant, shifts, be, label="a", **variants)
+        else:
+            hb = _with_variants(hb, invariant, shifts, be, label="b", **variants)
     return _overlaps(ha, hb, ("a", "a" if b is None else "b"), threshold=threshold,
                      exact=exact, near=near, verify=verify, be=be, strategy=strategy,
-                     progress=progress)
+                     min_similarity=min_similarity, progress=progress)
 
 
 def find_duplicates(images, **options) -> Overlaps:
@@ -168,9 +262,10 @@ def _check_labels(labels, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
 
 
 def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool = True,
-         near: bool = True, verify: bool = True, backend: str = "auto",
-         batch_size: int | None = None, progress: bool = False,
-         strategy: str = "auto") -> Report:
+         near: bool = True, verify: bool = True,
+         min_similarity: float = DEFAULT_MIN_SIMILARITY, invariant: str | None = None,
+         shifts: int = 0, backend: str = "auto", batch_size: int | None = None,
+         progress: bool = False, strategy: str = "auto") -> Report:
     """Leaks between splits, duplicates inside each, and duplicates whose labels differ.
 
     Parameters
@@ -183,7 +278,8 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
         (bytes read as UTF-8), the same kind and shape per image in every split; NaN and ``""``
         are unknown and never conflict; one-hot rows are read as class indices. The rule is
         :mod:`gpudedup.labels`.
-    threshold, exact, near, verify, backend, batch_size, progress, strategy
+    threshold, exact, near, verify, min_similarity, invariant, shifts, backend, batch_size, \
+progress, strategy
         As for :func:`find_overlaps`.
 
     Returns
@@ -205,7 +301,8 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
     >>> [(c.a, c.i, c.b, c.j) for c in rep.conflicts]  # train[4] is labelled 1, test[0] 2
     [('train', 4, 'test', 0)]
     """
-    threshold = _check_options(threshold, exact, near, strategy)
+    threshold, min_similarity, invariant, shifts = _check_options(
+        threshold, exact, near, strategy, min_similarity, invariant, shifts)
     check_batch_size(batch_size)
     if not isinstance(splits, Mapping) or not splits:
         raise InputTypeError("splits: expected a non-empty mapping of split name to images, got "
@@ -221,8 +318,13 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
     hashes = {name: _hashes(x, f"splits[{name!r}]", be, label=name, **opts)
               for name, x in inputs.items()}
+    if near:
+        hashes = {name: _with_variants(h, invariant, shifts, be, batch_size=batch_size,
+                                       progress=progress, label=name)
+                  for name, h in hashes.items()}
     search = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
-              "be": be, "strategy": strategy, "progress": progress}
+              "be": be, "strategy": strategy, "progress": progress,
+              "min_similarity": min_similarity}
     names = list(hashes)
     duplicates = {n: _overlaps(hashes[n], None, (n, n), **search) for n in names}
     overlaps = {}
@@ -235,12 +337,13 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
             for n, h in hashes.items()}
     return Report(splits=info, overlaps=overlaps, duplicates=duplicates, labels=label_arrays,
                   threshold=threshold, sources={n: h.source for n, h in hashes.items()},
-                  exact=exact, near=near)
+                  exact=exact, near=near, verify=verify, min_similarity=min_similarity,
+                  invariant=invariant, shifts=shifts)
 
 
 def clean(data, output=None, *, labels=None, priority=None, keep_conflicts: bool = False,
-          max_removed: float = DEFAULT_MAX_REMOVED, dry_run: bool = False,
-          **scan_options) -> CleanPlan:
+          min_similarity: float | None = None, max_removed: float = DEFAULT_MAX_REMOVED,
+          dry_run: bool = False, **scan_options) -> CleanPlan:
     """Plan a clean of ``data`` and, given ``output``, write the cleaned HDF5 file.
 
     Parameters
@@ -258,6 +361,9 @@ def clean(data, output=None, *, labels=None, priority=None, keep_conflicts: bool
         ``h5py.Dataset``) are filtered with their images in ``output``.
     priority, keep_conflicts
         As for :func:`plan_clean`.
+    min_similarity : float in [0, 1], optional
+        Act only on near pairs at least this similar on their pixels (and, when ``data`` is
+        scanned now, scan with it). Exact pairs always count; unverified near pairs never do.
     max_removed : float
         Largest share of any split a clean may remove; more raises RemovalLimitError (an
         InputError) naming this argument, before anything is written.
@@ -278,8 +384,10 @@ def clean(data, output=None, *, labels=None, priority=None, keep_conflicts: bool
     >>> plan.removed(), plan.written
     ({'train': 1, 'test': 0}, None)
     """
+    if not isinstance(data, Report) and min_similarity is not None:
+        scan_options.setdefault("min_similarity", min_similarity)
     report = data if isinstance(data, Report) else scan(data, labels, **scan_options)
-    plan = plan_clean(report, priority, keep_conflicts)
+    plan = plan_clean(report, priority, keep_conflicts, min_similarity)
     target = None if output is None else _clean_target(report, labels)
     if dry_run:
         return plan

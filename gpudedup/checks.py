@@ -53,3 +53,25 @@ def check_share(value, name: str) -> float:
 def is_cupy(obj) -> bool:
     """Whether ``obj`` is a CuPy array (without importing CuPy)."""
     return type(obj).__module__.split(".")[0] == "cupy"
+
+
+INVARIANTS = (None, "dihedral")
+#: largest shift (px) of the candidate hashes of shifted copies
+MAX_CANDIDATE_SHIFT = 2
+
+
+def check_invariant(invariant) -> str | None:
+    """``invariant`` as None or "dihedral" ("none" reads as None), or InputError naming it."""
+    if invariant == "none":
+        return None
+    if invariant not in INVARIANTS:
+        raise InputError(f"invariant: expected None or 'dihedral', got {invariant!r}")
+    return invariant
+
+
+def check_shifts(shifts) -> int:
+    """``shifts`` as an int in 0..MAX_CANDIDATE_SHIFT, or InputError naming it."""
+    if not is_int(shifts) or not 0 <= int(shifts) <= MAX_CANDIDATE_SHIFT:
+        raise InputError(f"shifts: expected an integer from 0 to {MAX_CANDIDATE_SHIFT}, got "
+                         f"{shifts!r}")
+    return int(shifts)

@@ -58,11 +58,15 @@ class CleanPlan:
         ``label conflict`` (its duplicate group holds different labels and is dropped whole).
     written : str or None
         The cleaned file, once written (None for a dry run or array input).
+    left_alone : int
+        Near pairs the clean did not act on: not verified on pixels, or below its
+        ``min_similarity``.
     """
 
     keep: dict[str, np.ndarray]
     reasons: dict[str, dict[str, int]]
     written: str | None = None
+    left_alone: int = 0
 
     def removed(self) -> dict[str, int]:
         """Images removed per split."""
@@ -103,14 +107,21 @@ class CleanPlan:
                             if count) or "-"
             lines.append(f"{name:<12}{mask.size:>9,}{int(mask.sum()):>9,}"
                          f"{int(mask.size - mask.sum()):>9,}  {why}")
+        if self.left_alone:
+            lines.append(f"{self.left_alone:,} near pairs left alone (not verified on pixels, "
+                         "or less similar than --min-similarity)")
         return "\n".join(lines)
 
 
 def plan_clean(report: Report, priority: Sequence[str] | None = None,
-               keep_conflicts: bool = False) -> CleanPlan:
+               keep_conflicts: bool = False, min_similarity: float | None = None) -> CleanPlan:
     """Which images of each split a cleaned dataset keeps, and why the others go.
 
-    Images linked by pairs (inside or across splits) form groups. A group holding a label
+    Only confirmed pairs count: exact ones, and near ones verified on their pixels with a
+    similarity of at least ``min_similarity`` (never below the scan's own). Near pairs that
+    could not be verified (a HashSet without pixels, images of different sizes) remove
+    nothing; ``plan.unverified`` counts them. Images linked by confirmed pairs (inside or
+    across splits) form groups. A group holding a label
     conflict is dropped whole unless ``keep_conflicts``. Otherwise one image survives: the
     lowest index in the group's highest-priority split; so cross-split leaks leave the
     lower-priority split, and duplicates inside a split shrink to one.
@@ -123,6 +134,9 @@ def plan_clean(report: Report, priority: Sequence[str] | None = None,
         Split names, first wins a leak (default test, valid, train, then the others).
     keep_conflicts : bool
         Keep one image of groups whose labels differ instead of dropping them whole.
+    min_similarity : float in [0, 1], optional
+        Stricter than the scan: act only on near pairs at least this similar (default: the
+        scan's ``min_similarity``).
 
     Returns
     -------
@@ -136,15 +150,19 @@ def plan_clean(report: Report, priority: Sequence[str] | None = None,
     >>> plan.removed(), plan.reasons["train"]["leak"]
     ({'train': 2, 'test': 0}, 2)
     """
+    floor = report.min_similarity
+    if min_similarity is not None:
+        floor = max(floor, check_share(min_similarity, "min_similarity"))
     names = list(report.splits)
     ranked = split_priority(names, priority)
     rank = {n: k for k, n in enumerate(ranked)}
     masks = {n: np.ones(report.splits[n].count, dtype=bool) for n in names}
     reasons = {n: dict.fromkeys(REASONS, 0) for n in names}
-    conflicted = {(c.a, c.i) for c in report.conflicts} | {(c.b, c.j) for c in report.conflicts}
+    conflicts = report.conflicts_at(floor)
+    conflicted = {(c.a, c.i) for c in conflicts} | {(c.b, c.j) for c in conflicts}
     exact = {n: {(int(i), int(j)) for i, j in zip(ov.left[ov.exact], ov.right[ov.exact])}
              for n, ov in report.duplicates.items()}
-    for group in report.groups():
+    for group in report.groups(floor):
         for split, index in group:
             masks[split][index] = False
         if not keep_conflicts and any(member in conflicted for member in group):
@@ -162,7 +180,9 @@ def plan_clean(report: Report, priority: Sequence[str] | None = None,
                 reasons[split]["exact copy"] += 1
             else:
                 reasons[split]["near copy"] += 1
-    return CleanPlan(masks, reasons)
+    total = sum(len(ov) for _, _, ov in report._all_pairs())
+    acted = sum(len(ov) for _, _, ov in report._all_pairs(floor))
+    return CleanPlan(masks, reasons, left_alone=total - acted)
 
 
 def keep_masks(report: Report, priority: Sequence[str] | None = None,

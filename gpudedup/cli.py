@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import fileio
 from ._version import __version__
-from .api import DEFAULT_THRESHOLD, scan
+from .api import DEFAULT_MIN_SIMILARITY, DEFAULT_THRESHOLD, scan
 from .backend import BACKENDS
 from .checks import check_threshold
 from .cleaning import (
@@ -172,8 +172,15 @@ def _with_cached_hashes(args, inputs: _Inputs) -> dict[str, object]:
 
 def _run_scan(args, inputs: _Inputs):
     splits = _with_cached_hashes(args, inputs)
-    return scan(splits, labels=inputs.labels or None, threshold=args.threshold,
-                near=not args.exact_only, backend=args.backend, progress=_progress(args))
+    return scan(splits, labels=inputs.labels or None, **_scan_options(args))
+
+
+def _scan_options(args) -> dict:
+    # the search options of _add_search, as scan() takes them
+    return {"threshold": args.threshold, "near": not args.exact_only,
+            "verify": not args.no_verify, "min_similarity": args.min_similarity,
+            "invariant": args.invariant, "shifts": args.shifts, "backend": args.backend,
+            "progress": _progress(args)}
 
 
 def _found(report, what: list[str]) -> list[str]:
@@ -243,6 +250,7 @@ def _cmd_clean(args) -> int:
     with inputs.handle:
         report = _run_scan(args, inputs)
         plan = plan_clean(report, priority, keep_conflicts=args.keep_conflicts)
+        # (the scan already ran at --min-similarity: the plan acts on its confirmed pairs)
         if not args.dry_run:  # a dry run writes no file at all, reports included
             _write_reports(args, report)
     _say(args)
@@ -292,15 +300,16 @@ def _cmd_demo(args) -> int:
     print("duplicates. Planted:")
     for line in data.planted:
         print(f"  - {line}")
-    report = scan(data.splits, labels=data.labels, threshold=args.threshold,
-                  near=not args.exact_only, backend=args.backend, progress=_progress(args))
+    report = scan(data.splits, labels=data.labels, **_scan_options(args))
     print()
     print("Found:")
     found = [("leak", a, b, ov) for (a, b), ov in report.overlaps.items()]
     found += [("duplicate", name, name, ov) for name, ov in report.duplicates.items()]
     for what, a, b, ov in found:
-        for (i, j), d, exact in zip(ov, ov.distance.tolist(), ov.exact.tolist()):
-            kind = "exact copy" if exact else f"near copy (phash distance {d})"
+        for (i, j), d, exact, sim in zip(ov, ov.distance.tolist(), ov.exact.tolist(),
+                                         ov.similarity.tolist()):
+            kind = "exact copy" if exact else (f"near copy (phash distance {d}, pixel "
+                                               f"similarity {sim:.2f})")
             print(f"  - {what} {a}[{i}] ~ {b}[{j}]: {kind}")
     for c in report.conflicts:
         print(f"  - label conflict {c.a}[{c.i}] (label {c.label_a}) vs {c.b}[{c.j}] "
@@ -388,8 +397,22 @@ EXAMPLES = {
 
 def _add_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
-                        help=f"largest Hamming distance of a near pair (default "
+                        help=f"search radius: largest phash Hamming distance of a candidate "
+                             f"near pair, each then confirmed on its pixels (default "
                              f"{DEFAULT_THRESHOLD})")
+    parser.add_argument("--min-similarity", type=_share, default=DEFAULT_MIN_SIMILARITY,
+                        metavar="S",
+                        help=f"lowest pixel similarity of a reported near pair, 0-1 (default "
+                             f"{DEFAULT_MIN_SIMILARITY:g}: real copies score above it, "
+                             "look-alikes below; higher is stricter)")
+    parser.add_argument("--invariant", choices=("none", "dihedral"), default="none",
+                        help="dihedral: also find flipped, transposed and rotated copies")
+    parser.add_argument("--shifts", type=int, choices=range(3), default=0, metavar="PX",
+                        help="also search with hashes of copies shifted by up to PX pixels "
+                             "(0-2, default 0; costs (2 PX + 1)^2 hashings)")
+    parser.add_argument("--no-verify", action="store_true",
+                        help="trust the hashes: report every candidate unconfirmed (fast, "
+                             "floods on small images)")
     parser.add_argument("--exact-only", action="store_true",
                         help="only byte-identical images, no near duplicates")
 

@@ -13,6 +13,10 @@ from .sources import ImageSource, open_h5_file
 
 FORMAT = "gpudedup-hashset"
 FORMAT_VERSION = 1
+#: images of at most this many bytes are saved with their HashSet (a 28x28 uint8 image is 784
+#: bytes, less than its float thumbnail), so a loaded HashSet can still verify near pairs on
+#: the native pixels; bigger ones rely on reopening their HDF5 source
+PIXELS_MAX_BYTES = 4096
 
 
 class HashSet:
@@ -34,11 +38,19 @@ class HashSet:
         The phash convention (Pillow resize pass order) the hashes were computed with.
     fingerprint : str, optional
         Identity of the source file the hashes were made from (path, dataset, size, time).
+    pixels : array, shape (N, H, W), optional
+        The images themselves, kept for small images (see :data:`PIXELS_MAX_BYTES`) so that
+        a HashSet loaded from disk can still verify near pairs.
+    variants, variant_table : arrays, optional
+        Candidate hashes of transformed and shifted variants, ``(N, V)`` uint64, and what
+        each column is, ``(V, 3)`` int8 rows ``(transform, dy, dx)``
+        (``gpudedup.hashing.compute_variant_hashes``).
     """
 
     def __init__(self, phashes, digests=None, *, image_shape=None, dtype=None,
                  source: ImageSource | None = None, description: str = "",
-                 convention: str = "", fingerprint: str | None = None):
+                 convention: str = "", fingerprint: str | None = None, pixels=None,
+                 variants=None, variant_table=None):
         phashes = np.asarray(phashes)
         if phashes.ndim != 1 or phashes.dtype.kind not in "iu":
             raise InputError(f"phashes: expected a 1-d array of uint64, got shape "
@@ -56,10 +68,43 @@ class HashSet:
         self.description = description
         self.convention = convention
         self.fingerprint = fingerprint
+        if pixels is not None:
+            pixels = np.asarray(pixels)
+            if pixels.shape[:1] != self.phashes.shape or pixels.ndim != 3:
+                raise InputError(f"pixels: expected shape ({self.count}, H, W), got "
+                                 f"{pixels.shape}")
+        self.pixels = pixels
+        self.variants = variants
+        self.variant_table = variant_table
 
     @property
     def count(self) -> int:
         return int(self.phashes.shape[0])
+
+    @property
+    def images(self) -> ImageSource | None:
+        """Where near pairs can be verified: the source if it can be read, else the saved
+        pixels, else None (then near pairs are reported unverified, and say so)."""
+        if self.source is not None and self.source.readable:
+            return self.source
+        if self.pixels is not None:
+            return ImageSource(name=self.description or "hashes", data=self.pixels,
+                               description=self.description)
+        return None
+
+    def _pixels_to_save(self) -> np.ndarray | None:
+        # small images of an in-memory source travel with the hashes; an HDF5 source is
+        # reopened on load instead (while its fingerprint matches)
+        if self.pixels is not None:
+            return self.pixels
+        source = self.source
+        if (source is None or source.is_file or not source.readable
+                or len(source.image_shape) != 2
+                or int(np.prod(source.image_shape)) * source.dtype.itemsize > PIXELS_MAX_BYTES):
+            return None
+        from .backend import to_host
+
+        return to_host(source.take(np.arange(source.count)))
 
     def __len__(self) -> int:
         return self.count
@@ -125,10 +170,19 @@ class HashSet:
         group.create_dataset("phash", data=self.phashes)
         if self.digests is not None:
             group.create_dataset("digest", data=self.digests)
+        pixels = self._pixels_to_save()
+        if pixels is not None:
+            group.create_dataset("pixels", data=pixels, chunks=True, compression="gzip",
+                                 compression_opts=1, shuffle=True)
+        if self.variants is not None:
+            group.create_dataset("variants", data=self.variants)
+            group.create_dataset("variant_table", data=self.variant_table)
         # what was written, so that a part removed later is noticed on load
         parts = ["phash"] + (["digest"] if self.digests is not None else []) \
             + (["image_shape"] if self.image_shape is not None else []) \
-            + (["dtype"] if self.dtype is not None else [])
+            + (["dtype"] if self.dtype is not None else []) \
+            + (["pixels"] if pixels is not None else []) \
+            + (["variants", "variant_table"] if self.variants is not None else [])
         group.attrs["parts"] = np.array(parts, dtype=h5py.string_dtype())
 
     @classmethod
@@ -141,7 +195,8 @@ class HashSet:
         where = group.name.rstrip("/")
         # files written before "parts" was recorded hold at least the phashes
         parts = {_text(p) for p in np.atleast_1d(attrs.get("parts", ["phash"]))} | {"phash"}
-        missing = [f"{where}/{p}" for p in ("phash", "digest") if p in parts and p not in group]
+        missing = [f"{where}/{p}" for p in ("phash", "digest", "pixels", "variants",
+                                            "variant_table") if p in parts and p not in group]
         missing += [f"the {p} attribute" for p in ("image_shape", "dtype")
                     if p in parts and p not in attrs]
         if missing:
@@ -177,6 +232,7 @@ class HashSet:
                 dtype = np.dtype(_text(dtype))
             except TypeError:
                 raise broken(f"has a bad dtype attribute {dtype!r} on {where or '/'}") from None
+        extras = _read_extras(group, where, phashes.shape[0], shape, dtype, broken)
         fingerprint_text = attrs.get("fingerprint")
         hs = cls(
             phashes,
@@ -186,9 +242,43 @@ class HashSet:
             description=_text(attrs.get("description", "")),
             convention=_text(attrs.get("convention", "")),
             fingerprint=None if fingerprint_text is None else _text(fingerprint_text),
+            **extras,
         )
         hs.source = _reopen(hs)
         return hs
+
+
+def _read_extras(group, where: str, count: int, shape, dtype, broken) -> dict:
+    # the optional parts: saved pixels and variant hashes, checked against the rest
+    import h5py
+
+    out = {}
+    for part in ("pixels", "variants", "variant_table"):
+        obj = group.get(part)
+        if obj is None:
+            continue
+        if not isinstance(obj, h5py.Dataset):
+            raise broken(f"has a group at {where}/{part}, where a dataset belongs")
+        try:
+            out[part] = obj[()]
+        except OSError as exc:
+            raise broken(f"cannot read {where}/{part} ({exc})") from None
+    pixels = out.get("pixels")
+    if pixels is not None and (pixels.shape != (count,) + tuple(shape or ())
+                               or (dtype is not None and pixels.dtype != dtype)):
+        raise broken(f"has {where}/pixels of shape {pixels.shape} and {pixels.dtype}, not "
+                     f"{(count,) + tuple(shape or ())} and {dtype}")
+    if ("variants" in out) != ("variant_table" in out):
+        raise broken(f"has only one of {where}/variants and {where}/variant_table")
+    if "variants" in out:
+        codes, table = out["variants"], out["variant_table"]
+        if (codes.dtype != np.uint64 or codes.ndim != 2 or codes.shape[0] != count
+                or table.shape != (codes.shape[1], 3) or table.dtype.kind != "i"):
+            raise broken(f"has {where}/variants of shape {codes.shape} and {where}/"
+                         f"variant_table of shape {table.shape}, which do not fit "
+                         f"{count} images")
+        out["variant_table"] = table.astype(np.int8)
+    return out
 
 
 def _text(value) -> str:

@@ -30,22 +30,59 @@ class Overlaps:
     left, right : ndarray of int64, shape (k,)
         The two columns of ``pairs``.
     distance : ndarray of uint8, shape (k,)
-        Hamming distance of the two perceptual hashes.
+        Hamming distance of the two perceptual hashes (of the variant that matched, see
+        ``transform`` and ``offset``).
     exact : ndarray of bool, shape (k,)
         Whether the two images are byte-identical (verified, not only digest-equal).
+    similarity : ndarray of float32, shape (k,)
+        Pixel similarity in [0, 1], ``max(0, 1 - residual / 32)``: 1.0 for exact copies, NaN
+        where the pair was not verified (see ``unverified``).
+    residual : ndarray of float64, shape (k,)
+        The verification residual in grey levels of the pair's range mapped to 0-255
+        (``gpudedup.verify``); 0 for exact copies, NaN where not verified.
+    shift : ndarray of int8, shape (k, 2)
+        The pixel shift ``(dy, dx)`` at which the pair matched best.
+    transform : ndarray of uint8, shape (k,)
+        The flip or rotation that matched (codes of ``gpudedup.transforms.TRANSFORMS``; 0, the
+        identity, unless ``invariant="dihedral"``): ``a[i]`` is a copy of ``T(b[j])``.
+    offset : ndarray of int8, shape (k, 2)
+        The shift ``(dy, dx)`` of the candidate hash variant that matched (``shifts=``).
+    verified : ndarray of bool, shape (k,)
+        Whether the pair was confirmed on the pixels (byte comparison or pixel score).
     threshold : int
         The largest distance searched for.
     self_join : bool
         True when the pairs lie inside one image set.
+    unverified : str or None
+        Why near pairs were reported without a pixel check (None: they were checked, or
+        verification was turned off).
     """
 
-    def __init__(self, left, right, distance, exact, *, threshold: int, self_join: bool):
+    def __init__(self, left, right, distance, exact, *, threshold: int, self_join: bool,
+                 similarity=None, residual=None, shift=None, transform=None, offset=None,
+                 verified=None, unverified: str | None = None):
         self.left = np.ascontiguousarray(left, dtype=np.int64)
         self.right = np.ascontiguousarray(right, dtype=np.int64)
         self.distance = np.ascontiguousarray(distance, dtype=np.uint8)
         self.exact = np.ascontiguousarray(exact, dtype=bool)
+        count = self.left.size
+        self.similarity = np.ascontiguousarray(
+            np.where(self.exact, 1.0, np.nan) if similarity is None else similarity,
+            dtype=np.float32)
+        self.residual = np.ascontiguousarray(
+            np.where(self.exact, 0.0, np.nan) if residual is None else residual,
+            dtype=np.float64)
+        self.shift = np.ascontiguousarray(np.zeros((count, 2)) if shift is None else shift,
+                                          dtype=np.int8).reshape(count, 2)
+        self.transform = np.ascontiguousarray(np.zeros(count) if transform is None
+                                              else transform, dtype=np.uint8)
+        self.offset = np.ascontiguousarray(np.zeros((count, 2)) if offset is None else offset,
+                                           dtype=np.int8).reshape(count, 2)
+        self.verified = np.ascontiguousarray(self.exact if verified is None else verified,
+                                             dtype=bool)
         self.threshold = int(threshold)
         self.self_join = bool(self_join)
+        self.unverified = unverified
 
     @property
     def pairs(self) -> np.ndarray:
@@ -64,17 +101,23 @@ class Overlaps:
                 f"threshold={self.threshold})")
 
     def to_pandas(self):
-        """The pairs as a pandas DataFrame: columns left, right, distance, exact (needs pandas).
+        """The pairs as a pandas DataFrame (needs pandas): columns left, right, distance,
+        exact, similarity, residual, transform (its name), verified.
 
         Examples
         --------
         >>> import numpy as np, gpudedup as gd
         >>> x = np.zeros((3, 8, 8), np.uint8)
         >>> gd.find_overlaps(x).to_pandas().shape
-        (3, 4)
+        (3, 8)
         """
+        from .transforms import name_of
+
         return _pandas().DataFrame({"left": self.left, "right": self.right,
-                                    "distance": self.distance, "exact": self.exact})
+                                    "distance": self.distance, "exact": self.exact,
+                                    "similarity": self.similarity, "residual": self.residual,
+                                    "transform": name_of(self.transform),
+                                    "verified": self.verified})
 
     @property
     def images_left(self) -> np.ndarray:
@@ -103,6 +146,21 @@ class Overlaps:
         size = int(max(self.left.max(initial=-1), self.right.max(initial=-1))) + 1
         labels = connected_components(size, self.left, self.right)
         return _groups_from_labels(labels, np.union1d(self.left, self.right))
+
+
+def _confirmed(ov: Overlaps, min_similarity: float | None) -> Overlaps:
+    # the pairs a clean may act on: exact, or verified on pixels at min_similarity or more
+    if min_similarity is None:
+        return ov
+    keep = ov.exact | (ov.verified & (ov.similarity >= np.float32(min_similarity)))
+    if keep.all():
+        return ov
+    return Overlaps(ov.left[keep], ov.right[keep], ov.distance[keep], ov.exact[keep],
+                    threshold=ov.threshold, self_join=ov.self_join,
+                    similarity=ov.similarity[keep], residual=ov.residual[keep],
+                    shift=ov.shift[keep], transform=ov.transform[keep],
+                    offset=ov.offset[keep], verified=ov.verified[keep],
+                    unverified=ov.unverified)
 
 
 def connected_components(size: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -189,6 +247,14 @@ class Report:
         The images of each split, for thumbnails in the HTML report (None: hashes only).
     exact, near : bool
         What the scan looked for: exact (byte-identical) pairs, near pairs, or both.
+    verify : bool
+        Whether pairs were confirmed on the pixels.
+    min_similarity : float
+        The lowest similarity of a reported near pair.
+    invariant : str or None
+        "dihedral" when flips and rotations were searched for.
+    shifts : int
+        Largest shift of the candidate hashes of shifted variants.
     """
 
     splits: dict[str, SplitInfo]
@@ -199,16 +265,22 @@ class Report:
     sources: dict[str, object] = field(default_factory=dict, repr=False)
     exact: bool = True
     near: bool = True
+    verify: bool = True
+    min_similarity: float = 0.0
+    invariant: str | None = None
+    shifts: int = 0
 
-    def _all_pairs(self) -> Iterator[tuple[str, str, Overlaps]]:
+    def _all_pairs(self, min_similarity: float | None = None
+                   ) -> Iterator[tuple[str, str, Overlaps]]:
         for name, ov in self.duplicates.items():
-            yield name, name, ov
+            yield name, name, _confirmed(ov, min_similarity)
         for (a, b), ov in self.overlaps.items():
-            yield a, b, ov
+            yield a, b, _confirmed(ov, min_similarity)
 
     @property
     def conflicts(self) -> list[Conflict]:
         """Pairs (inside a split or between two) whose labels differ; both sides need labels.
+        (``conflicts_at(min_similarity)``: only among confirmed pairs.)
 
         Examples
         --------
@@ -217,8 +289,12 @@ class Report:
         >>> gd.scan({"train": x}, labels={"train": ["cat", "dog"]}).conflicts[0][:4]
         ('train', 0, 'train', 1)
         """
+        return self.conflicts_at(None)
+
+    def conflicts_at(self, min_similarity: float | None) -> list[Conflict]:
+        """:attr:`conflicts` among the pairs ``groups(min_similarity)`` links."""
         out = []
-        for a, b, ov in self._all_pairs():
+        for a, b, ov in self._all_pairs(min_similarity):
             la, lb = self.labels.get(a), self.labels.get(b)
             for k in np.flatnonzero(conflict_mask(self.labels, a, b, ov)).tolist():
                 i, j = int(ov.left[k]), int(ov.right[k])
@@ -226,11 +302,12 @@ class Report:
                                     int(ov.distance[k]), bool(ov.exact[k])))
         return out
 
-    def groups(self) -> list[list[tuple[str, int]]]:
+    def groups(self, min_similarity: float | None = None) -> list[list[tuple[str, int]]]:
         """Groups of images linked by any pair (inside or across splits), by union-find.
 
         Each group is a list of ``(split, index)`` in split order then index order; groups come
-        largest first.
+        largest first. With ``min_similarity``, only confirmed pairs link images: exact ones
+        and near ones verified on pixels at that similarity or more (what ``clean`` acts on).
 
         Examples
         --------
@@ -243,7 +320,7 @@ class Report:
         offsets = np.cumsum([0] + [self.splits[n].count for n in names])
         base = {n: int(offsets[k]) for k, n in enumerate(names)}
         lefts, rights = [], []
-        for a, b, ov in self._all_pairs():
+        for a, b, ov in self._all_pairs(min_similarity):
             lefts.append(ov.left + base[a])
             rights.append(ov.right + base[b])
         left = np.concatenate(lefts) if lefts else np.empty(0, np.int64)
@@ -258,6 +335,17 @@ class Report:
     def mode(self) -> str:
         """What the scan looked for: ``"exact+near"`` or ``"exact"`` (or ``"near"``)."""
         return "+".join(m for m, on in (("exact", self.exact), ("near", self.near)) if on)
+
+    def verification(self) -> dict:
+        """How pairs were confirmed: ``verified`` (pixel check on), ``min_similarity``, and
+        ``unverified``, a list of ``{"a", "b", "pairs", "reason"}`` for every search whose
+        near pairs could not be checked on pixels (reported with similarity null)."""
+        skipped = [{"a": a, "b": b, "pairs": int((~ov.verified & ~ov.exact).sum()),
+                    "reason": ov.unverified}
+                   for a, b, ov in self._all_pairs() if ov.unverified]
+        return {"verified": self.verify,
+                "min_similarity": self.min_similarity if self.verify and self.near else None,
+                "invariant": self.invariant, "shifts": self.shifts, "unverified": skipped}
 
     def summary(self) -> dict:
         """Counts per split, per pair of splits, and of label conflicts.
@@ -293,6 +381,7 @@ class Report:
         return {
             "mode": self.mode,
             "threshold": self.threshold if self.near else None,
+            "verification": self.verification(),
             "splits": splits,
             "leaks": leaks,
             "groups": len(self.groups()),
@@ -309,7 +398,7 @@ class Report:
         >>> rep = gd.scan({"train": x, "test": x[:1]})
         >>> d = rep.to_dict()
         >>> d["schema_version"], d["pairs"][0]["section"], d["pairs"][0]["exact"]
-        (1, 'exact_leak', True)
+        (2, 'exact_leak', True)
         """
         return {
             "schema_version": SCHEMA_VERSION,
@@ -348,7 +437,7 @@ class Report:
         >>> import numpy as np, gpudedup as gd
         >>> x = np.zeros((2, 8, 8), np.uint8)
         >>> print(gd.scan({"train": x}).to_csv().splitlines()[1])
-        exact_duplicate,train,0,train,1,true,0,,,,,,,,
+        exact_duplicate,train,0,train,1,true,0,1.0,0.0,identity,"[0,0]",,,,,,
         """
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -436,6 +525,10 @@ def format_summary(report: Report) -> str:
     copy in the other), then duplicates inside each split, then label conflicts."""
     summary = report.summary()
     lines = [f"looked for: {describe_mode(report)}"]
+    for row in summary["verification"]["unverified"]:
+        where = row["a"] if row["a"] == row["b"] else f"{row['a']} <-> {row['b']}"
+        lines.append(f"NOT VERIFIED on pixels ({where}, {row['pairs']} near pairs): "
+                     f"{row['reason']}")
     if summary["leaks"]:
         lines.append("")
         lines.append(f"{'leaks':<22}{'pairs':>9}{'exact':>9}  images with a copy in the other")

@@ -239,19 +239,21 @@ def plan_search(a: np.ndarray, b: np.ndarray, threshold: int, strategy: str = "a
     return best
 
 
-def _run_blocks(run, n_rows: int, xp, bar=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run_blocks(run, n_rows: int, xp, bar=None, refine=None) -> dict:
     """Drive a block kernel over ``n_rows`` query rows, growing capacity on overflow.
 
     ``run(block_starts, counts, out_i, out_j, out_d)`` fills one output row per block of
     BLOCK_ROWS rows. Each launch gets at most OUTPUT_SLOTS output slots; the first runs only
     CALIBRATION_BLOCKS blocks, whose counts set the capacity. Blocks that found more pairs than
     their row holds go back to the front of the queue and run again, together, with room for
-    the largest count; later blocks keep the larger capacity. Returns host arrays.
-    ``bar`` (tqdm) counts the rows done.
+    the largest count; later blocks keep the larger capacity. ``bar`` (tqdm) counts the rows
+    done. ``refine(i, j, d)`` (optional) takes each launch's pairs as host arrays and returns
+    the columns to keep of them (a dict with "i", "j", "distance" and any more), so only what
+    it keeps piles up: the pixel check runs launch by launch. Returns the columns, unsorted.
     """
     pending = np.arange(0, n_rows, BLOCK_ROWS, dtype=np.int64)
     capacity = INITIAL_CAPACITY
-    parts_i, parts_j, parts_d = [], [], []
+    parts = []
     first = True
     while pending.size:
         # a small first launch sizes the capacity before the big ones
@@ -267,9 +269,9 @@ def _run_blocks(run, n_rows: int, xp, bar=None) -> tuple[np.ndarray, np.ndarray,
         # keep the complete blocks (on a GPU an overflowed block keeps an arbitrary subset)
         kept = xp.asarray(np.where(overflow, 0, host_counts))
         valid = xp.arange(capacity)[None, :] < kept[:, None]
-        parts_i.append(to_host(out_i[valid]))
-        parts_j.append(to_host(out_j[valid]))
-        parts_d.append(to_host(out_d[valid]))
+        found = (to_host(out_i[valid]), to_host(out_j[valid]), to_host(out_d[valid]))
+        parts.append(refine(*found) if refine is not None
+                     else dict(zip(("i", "j", "distance"), found)))
         if overflow.any():
             pending = np.concatenate([starts[overflow], pending])
         if host_counts.size and (overflow.any() or first):
@@ -280,10 +282,21 @@ def _run_blocks(run, n_rows: int, xp, bar=None) -> tuple[np.ndarray, np.ndarray,
         if bar is not None:
             bar.update(int(np.minimum(starts[~overflow] + BLOCK_ROWS, n_rows).sum()
                            - starts[~overflow].sum()))
-    cat = np.concatenate
-    return (cat(parts_i) if parts_i else np.empty(0, np.int64),
-            cat(parts_j) if parts_j else np.empty(0, np.int64),
-            cat(parts_d) if parts_d else np.empty(0, np.uint8))
+    return concat_columns(parts)
+
+
+def concat_columns(parts: list[dict]) -> dict:
+    """Column dicts of one layout joined; none gives empty i, j, distance."""
+    if not parts:
+        return {"i": np.empty(0, np.int64), "j": np.empty(0, np.int64),
+                "distance": np.empty(0, np.uint8)}
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def sort_columns(cols: dict) -> dict:
+    """The columns reordered by (i, j)."""
+    order = np.lexsort((cols["j"], cols["i"]))
+    return {key: value[order] for key, value in cols.items()}
 
 
 def hamming_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *,
@@ -294,29 +307,42 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *,
     Returns ``(i, j, distance)`` sorted by (i, j): int64, int64, uint8. ``progress`` shows a
     bar over the query rows, titled ``label``.
     """
+    cols = range_pairs(a, b, threshold, be=be, strategy=strategy, progress=progress,
+                       label=label)
+    return cols["i"], cols["j"], cols["distance"]
+
+
+def range_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *, be: backends.Backend,
+                strategy: str = "auto", progress: bool = False, label: str = "search",
+                refine=None) -> dict:
+    """:func:`hamming_pairs` as columns ``{"i", "j", "distance", ...}`` sorted by (i, j), with
+    ``refine(i, j, d) -> columns`` applied to each launch's pairs as they come (see
+    :func:`_run_blocks`), always with ``i`` indexing ``a`` and ``j`` indexing ``b``."""
     self_join = b is None
     a = np.ascontiguousarray(a, dtype=np.uint64)
     b = a if self_join else np.ascontiguousarray(b, dtype=np.uint64)
     plan = plan_search(a, b, threshold, strategy, be)  # validates strategy even for no rows
     if a.size == 0 or b.size == 0:
-        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.uint8)
+        return concat_columns([])
     # multi-index hashing indexes the larger side and queries with the smaller
     swapped = plan.strategy == "mih" and not self_join and a.size > b.size
     if swapped:
         a, b = b, a
+    oriented = refine
+    if swapped:
+        def oriented(i, j, d):
+            return (refine(j, i, d) if refine is not None
+                    else {"i": j, "j": i, "distance": d})
     bar = tqdm(total=a.size, desc=label, unit="row", disable=not progress, leave=False)
     with bar:
         if plan.strategy == "mih":
-            i, j, d = _mih_search(a, b, threshold, self_join, plan.substrings, be, bar)
+            cols = _mih_search(a, b, threshold, self_join, plan.substrings, be, bar, oriented)
         else:
-            i, j, d = _brute_search(a, b, threshold, self_join, be, bar)
-    if swapped:
-        i, j = j, i
-    order = np.lexsort((j, i))
-    return i[order], j[order], d[order]
+            cols = _brute_search(a, b, threshold, self_join, be, bar, oriented)
+    return sort_columns(cols)
 
 
-def _brute_search(a, b, threshold, self_join, be, bar=None):
+def _brute_search(a, b, threshold, self_join, be, bar=None, refine=None):
     xp = be.xp
     dev_a, dev_b = be.to_device(a), be.to_device(b)
     if self_join:
@@ -326,10 +352,10 @@ def _brute_search(a, b, threshold, self_join, be, bar=None):
         be.launch("hamming_range", counts.size * BLOCK_ROWS, dev_a, dev_b, threshold,
                   self_join, block_starts, BLOCK_ROWS, counts, out_i, out_j, out_d)
 
-    return _run_blocks(run, a.size, xp, bar)
+    return _run_blocks(run, a.size, xp, bar, refine)
 
 
-def _mih_search(a, b, threshold, self_join, substrings, be, bar=None):
+def _mih_search(a, b, threshold, self_join, substrings, be, bar=None, refine=None):
     dev_a = be.to_device(a)
     dev_b = dev_a if self_join else be.to_device(b)
     shifts, masks, offsets, order, sorted_codes = _mih_tables(dev_b, substrings, be)
@@ -342,4 +368,4 @@ def _mih_search(a, b, threshold, self_join, substrings, be, bar=None):
                   block_starts, BLOCK_ROWS, shifts, masks, radii, flips, nflips, offsets,
                   order, sorted_codes, counts, out_i, out_j, out_d)
 
-    return _run_blocks(run, a.size, be.xp, bar)
+    return _run_blocks(run, a.size, be.xp, bar, refine)

@@ -122,11 +122,17 @@ def test_threshold_bounds():
     images = planted(rng, n=30)
     codes = gd.phash(images)
     for threshold in (0, 1, 32, 64, np.int64(7), np.uint8(3)):
-        ov = gd.find_overlaps(images, threshold=threshold)
+        # verify=False: every candidate of the hash search, unconfirmed
+        ov = gd.find_overlaps(images, threshold=threshold, verify=False)
         i, j, d = naive_hamming_pairs(codes, None, int(threshold))
         np.testing.assert_array_equal(ov.pairs, np.column_stack([i, j]).reshape(-1, 2))
         assert ov.threshold == int(threshold)
-    assert len(gd.find_overlaps(images, threshold=64)) == 30 * 29 // 2
+        assert np.isnan(ov.similarity[~ov.exact]).all() and not ov.verified.any()
+    assert len(gd.find_overlaps(images, threshold=64, verify=False)) == 30 * 29 // 2
+    # verified, the random images stay apart: only the planted copies remain
+    verified = gd.find_overlaps(images, threshold=64)
+    assert verified.verified.all() and (verified.similarity >= gd.DEFAULT_MIN_SIMILARITY).all()
+    assert len(verified) < 30
     assert gd.find_overlaps(images).threshold == gd.DEFAULT_THRESHOLD
 
 
@@ -444,8 +450,12 @@ def test_scan_to_json_schema(tmp_path):
             assert row["conflict"] is (key in conflicts)
         else:
             assert row["conflict"] is None and key not in conflicts
-        for column in ("similarity", "transform", "group", "path_a", "path_b"):
+        for column in ("group", "path_a", "path_b"):
             assert row[column] is None
+        # every reported pair was confirmed on pixels; exact copies are similarity 1
+        assert row["similarity"] >= gd.DEFAULT_MIN_SIMILARITY and row["residual"] >= 0
+        assert (row["similarity"] == 1.0) if row["exact"] else row["similarity"] <= 1.0
+        assert row["transform"] == "identity" and row["offset"] == [0, 0]
     # rows come in display order: exact leaks, near leaks, exact duplicates, near duplicates
     assert sections == sorted(sections, key=list(SECTIONS).index)
     assert {"exact_leak", "near_leak", "exact_duplicate"} <= set(sections)

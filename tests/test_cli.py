@@ -1,5 +1,6 @@
 """The gpudedup command: layouts, reports, hash cache, bad input, and inputs left untouched."""
 
+import csv
 import hashlib
 import json
 import os
@@ -97,13 +98,13 @@ def test_scan_writes_reports(demo_file, tmp_path, capsys):
     assert rows[0].startswith("section,a,i,b,j,exact,distance,")
     assert len(rows) == 1 + len(report["pairs"])
     # the CSV rows are the JSON rows, in the same order, booleans as true/false, null empty
-    for line, p in zip(rows[1:], report["pairs"]):
-        cells = dict(zip(PAIR_COLUMNS, line.split(",")))
+    for line, p in zip(csv.reader(rows[1:]), report["pairs"]):
+        cells = dict(zip(PAIR_COLUMNS, line))
         assert cells["exact"] == ("true" if p["exact"] else "false")
         assert cells["conflict"] == ("true" if p["conflict"] else "false")
         assert (cells["section"], cells["a"], int(cells["i"]), cells["b"], int(cells["j"])) == \
             (p["section"], p["a"], p["i"], p["b"], p["j"])
-        assert cells["similarity"] == cells["group"] == ""
+        assert cells["group"] == "" and float(cells["similarity"]) == p["similarity"]
     page = out_html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert sha256(demo_file) == before

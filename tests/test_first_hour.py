@@ -95,15 +95,16 @@ def test_summary_leads_with_leaks(flood):
     assert "no labels" in text and "label conflicts" not in text
 
 
-def test_sections_order_near_pairs_by_distance():
+def test_sections_order_near_pairs_most_similar_first():
     rng = np.random.default_rng(2)
     base = smooth_images(rng, 40, 28, 28)
-    test = np.clip(base[:20].astype(np.int16) + rng.integers(-25, 26, (20, 28, 28)), 0, 255)
+    noise = rng.integers(-12, 13, (20, 28, 28)) * np.linspace(0, 1, 20)[:, None, None]
+    test = np.clip(base[:20].astype(np.int16) + noise.astype(np.int16), 0, 255)
     rep = gd.scan({"train": base, "test": test.astype(np.uint8)}, threshold=20)
     rows = [r for r in rep.to_dict()["pairs"] if r["section"] == "near_leak"]
     assert len(rows) > 3
-    distances = [r["distance"] for r in rows]
-    assert distances == sorted(distances)
+    similarity = [r["similarity"] for r in rows]
+    assert similarity == sorted(similarity, reverse=True)
 
 
 def test_to_html_max_pairs_is_a_deprecated_alias(flood):
@@ -225,7 +226,8 @@ def test_to_pandas_matches_csv(flood):
     csv = pd.read_csv(StringIO(rep.to_csv()))
     assert csv["exact"].tolist() == df["exact"].tolist()
     ov = rep.overlaps[("train", "test")].to_pandas()
-    assert list(ov.columns) == ["left", "right", "distance", "exact"]
+    assert list(ov.columns) == ["left", "right", "distance", "exact", "similarity",
+                                "residual", "transform", "verified"]
 
 
 def test_json_and_csv_share_one_encoding(flood):
@@ -236,7 +238,7 @@ def test_json_and_csv_share_one_encoding(flood):
     row = data["pairs"][0]
     assert set(row) == set(gd.schema.PAIR_COLUMNS)
     assert isinstance(row["label_a"], int) and isinstance(row["conflict"], bool)
-    assert row["similarity"] is None and row["group"] is None
+    assert row["similarity"] == 1.0 and row["group"] is None
     header, first = rep.to_csv().splitlines()[:2]
     assert header.split(",") == list(gd.schema.PAIR_COLUMNS)
     assert first.split(",")[5] in ("true", "false")

@@ -1,0 +1,173 @@
+"""Near pairs: hash candidates (plain and variant hashes), confirmed on the pixels as they come.
+
+The Hamming search proposes candidates launch by launch; each launch's candidates are scored at
+once (``gpudedup.verify``) and only the pairs whose similarity reaches ``min_similarity`` are
+kept, so candidates never pile up in memory. With variant hashes (flips, rotations, shifted
+copies of the second side) every variant column is searched against the first side's plain
+hashes, the matched transform is applied to the pixels before scoring, and each pair keeps the
+variant that scored best.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .search import concat_columns, range_pairs, sort_columns
+from .transforms import INVERSE
+from .verify import SIMILARITY_SPAN, similarity_of, verify_sources
+
+#: columns of a near pair beside i, j and distance
+EXTRA_COLUMNS = ("similarity", "residual", "shift", "transform", "offset", "verified")
+
+
+@dataclass
+class NearOptions:
+    """How near pairs are found: the search radius, the pixel check and the variants."""
+
+    threshold: int
+    verify: bool = True
+    min_similarity: float = 0.75
+    max_shift: int = 2
+    strategy: str = "auto"
+    progress: bool = False
+
+    @property
+    def cut(self) -> float:
+        """The largest residual kept: similarity >= min_similarity, in residual terms."""
+        return SIMILARITY_SPAN * (1.0 - self.min_similarity)
+
+
+def why_unverifiable(ha, hb) -> str | None:
+    """Why the near pairs of HashSets ``ha`` and ``hb`` cannot be checked on pixels, or None."""
+    for hs in (ha, hb):
+        if hs.images is None:
+            return (f"{hs.description or 'a HashSet'}: no pixels to verify near pairs on (a "
+                    "HashSet of images over 4 KiB saved without its HDF5 source, or that "
+                    "source changed)")
+    src_a, src_b = ha.images, hb.images
+    if len(src_a.image_shape) != 2 or len(src_b.image_shape) != 2:
+        return "RGB images: near pairs are verified on grayscale images only"
+    if src_a.image_shape != src_b.image_shape:
+        return (f"images of {src_a.image_shape} and {src_b.image_shape}: pairs of different "
+                "sizes are not verified on pixels yet")
+    if np.dtype(src_a.dtype).kind != np.dtype(src_b.dtype).kind or (
+            src_a.dtype.kind != "f" and src_a.dtype != src_b.dtype):
+        return (f"dtypes {src_a.dtype} and {src_b.dtype}: the residual is taken on the pair's "
+                "joint value range, which two scales make meaningless")
+    return None
+
+
+def _empty_extras(count: int) -> dict:
+    return {"similarity": np.full(count, np.nan, np.float32),
+            "residual": np.full(count, np.nan, np.float64),
+            "shift": np.zeros((count, 2), np.int8),
+            "transform": np.zeros(count, np.uint8),
+            "offset": np.zeros((count, 2), np.int8),
+            "verified": np.zeros(count, bool)}
+
+
+def _scorer(ha, hb, opts: NearOptions, be, verified: bool):
+    # refine(i, j, d, transform, offset) -> the kept columns of one launch
+    src_a = ha.images if verified else None
+    src_b = hb.images if verified else None
+
+    def refine(i, j, d, transform, offset):
+        cols = {"i": i, "j": j, "distance": d, **_empty_extras(i.size)}
+        cols["transform"], cols["offset"] = transform, offset
+        if not verified or i.size == 0:
+            return cols
+        flips = {"transform": transform} if transform.any() else {}
+        residual, shift = verify_sources(src_a, src_b, i, j, be, max_shift=opts.max_shift,
+                                         **flips)
+        keep = residual <= opts.cut
+        cols = {key: value[keep] for key, value in cols.items()}
+        cols["residual"] = residual[keep]
+        cols["similarity"] = similarity_of(cols["residual"])
+        cols["shift"] = shift[keep]
+        cols["verified"][:] = True
+        return cols
+
+    return refine
+
+
+def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search") -> tuple[dict, str | None]:
+    """The near pairs of ``ha`` against ``hb`` (None: inside ``ha``, ``i < j``).
+
+    Returns the columns (``i``, ``j``, ``distance`` and :data:`EXTRA_COLUMNS`), sorted by
+    ``(i, j)``, one row per pair, and why they were not verified (None when they were, or when
+    ``opts.verify`` is False). Unverified pairs are every candidate within the radius.
+    """
+    self_join = hb is None
+    other = ha if self_join else hb
+    reason = why_unverifiable(ha, other) if opts.verify else None
+    if reason is not None:
+        warnings.warn(f"near pairs not verified on pixels: {reason}; every candidate within "
+                      f"phash distance {opts.threshold} is reported, with similarity null",
+                      stacklevel=4)
+    score = _scorer(ha, other, opts, be, verified=opts.verify and reason is None)
+    search = {"be": be, "strategy": opts.strategy, "progress": opts.progress}
+
+    def plain(i, j, d):
+        zeros = np.zeros(i.size, np.uint8), np.zeros((i.size, 2), np.int8)
+        return score(i, j, d, *zeros)
+
+    parts = [range_pairs(ha.phashes, None if self_join else other.phashes, opts.threshold,
+                         label=label, refine=plain, **search)]
+    table = other.variant_table
+    if table is not None and table.shape[0] > 1:
+        codes = np.ascontiguousarray(other.variants[:, 1:])  # column 0 is the plain hash
+        rows_per_image = codes.shape[1]
+
+        def variant(r, i, d):
+            # query row r is variant (r % V) + 1 of image r // V of the second side
+            j, v = r // rows_per_image, r % rows_per_image + 1
+            transform = table[v, 0].astype(np.uint8)
+            offset = table[v, 1:].astype(np.int8)
+            if self_join:
+                # a[i] ~ T(a[j]) with i > j is a[j] ~ T^-1(a[i]); a shift reverses
+                swap = i > j
+                drop = i == j
+                i, j = np.where(swap, j, i), np.where(swap, i, j)
+                transform = np.where(swap, INVERSE[transform], transform)
+                offset = np.where(swap[:, None], -offset, offset)
+                keep = ~drop
+                i, j, d, transform, offset = i[keep], j[keep], d[keep], transform[keep], \
+                    offset[keep]
+            # one launch holds all variants of an image: score each (i, j, transform) once,
+            # as the shift variant nearest in hash (the score tries shifts itself)
+            first = _lowest_distance(i, j, transform, d)
+            return score(i[first], j[first], d[first], transform[first], offset[first])
+
+        parts.append(range_pairs(codes.reshape(-1), ha.phashes, opts.threshold,
+                                 label=f"{label} (variants)", refine=variant, **search))
+    return _best_per_pair(concat_columns(parts)), reason
+
+
+def _lowest_distance(i, j, transform, d) -> np.ndarray:
+    # per (i, j, transform), the index of the variant with the lowest distance
+    if i.size == 0:
+        return np.empty(0, np.int64)
+    order = np.lexsort((d, transform, j, i))
+    keys = np.stack([i[order], j[order], transform[order].astype(np.int64)])
+    new = np.concatenate([[True], (keys[:, 1:] != keys[:, :-1]).any(axis=0)])
+    return np.sort(order[new])
+
+
+def _best_per_pair(cols: dict) -> dict:
+    # one row per (i, j): the most similar variant, then the plainest transform, then the
+    # nearest hash (unverified rows: the nearest hash)
+    for key in EXTRA_COLUMNS:
+        if key not in cols:
+            cols.update({k: v for k, v in _empty_extras(cols["i"].size).items()
+                         if k not in cols})
+    if cols["i"].size == 0:
+        return cols
+    similarity = np.nan_to_num(cols["similarity"].astype(np.float64), nan=-1.0)
+    order = np.lexsort((cols["distance"], cols["transform"], -similarity, cols["j"],
+                        cols["i"]))
+    i, j = cols["i"][order], cols["j"][order]
+    new = np.concatenate([[True], (i[1:] != i[:-1]) | (j[1:] != j[:-1])])
+    return sort_columns({key: value[order][new] for key, value in cols.items()})
