@@ -1,0 +1,198 @@
+"""Near pairs as a user gets them: hash candidates confirmed on pixels, inside the search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import smooth_images
+
+import gpudedup as gd
+from gpudedup import cli
+from gpudedup import search as search_mod
+from gpudedup.verify import score_pairs
+
+
+def silhouettes(rng, n: int, side: int = 28) -> np.ndarray:
+    """``n`` different items of one silhouette: a dark background and one shirt-like shape,
+    each filled with its own texture (what Fashion-MNIST and font glyphs are full of)."""
+    yy, xx = np.mgrid[:side, :side]
+    body = (abs(xx - side / 2) < side * 0.28) & (yy > side * 0.2) & (yy < side * 0.9)
+    sleeves = (abs(yy - side * 0.35) < side * 0.1) & (abs(xx - side / 2) < side * 0.45)
+    shape = body | sleeves
+    textures = smooth_images(rng, n, side, side).astype(np.float64)
+    fine = rng.integers(0, 60, (n, side, side))
+    out = np.where(shape, 90 + 0.5 * textures + fine, 0)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def edited(rng, images: np.ndarray) -> np.ndarray:
+    """Copies a person calls copies: brighter, noisier, lower contrast, in turn."""
+    x = images.astype(np.float64)
+    edits = [x + 15, x + rng.normal(0, 4, x.shape), 0.85 * x + 10]
+    return np.clip(np.rint(np.concatenate([e[k::3] for k, e in enumerate(edits)])), 0, 255
+                   ).astype(np.uint8), np.concatenate([np.arange(len(x))[k::3]
+                                                       for k in range(3)])
+
+
+def test_same_silhouette_different_texture_is_not_reported():
+    rng = np.random.default_rng(11)
+    items = silhouettes(rng, 40)
+    # the hash alone calls many of them copies: that is the flood verification stops
+    flood = gd.find_overlaps(items, verify=False)
+    assert len(flood) > 20
+    assert np.isnan(flood.similarity).all()
+    assert len(gd.find_overlaps(items)) == 0
+    # the real copies among them still come through, each with its original
+    copies, origin = edited(rng, items[:12])
+    ov = gd.find_overlaps(items, copies)
+    assert sorted(zip(ov.right.tolist(), ov.left.tolist())) == sorted(
+        zip(range(12), origin.tolist()))
+    assert (ov.similarity >= gd.DEFAULT_MIN_SIMILARITY).all() and ov.verified.all()
+    # and each reported pair carries the verification score that decided it
+    residual, similarity, _ = score_pairs(items, copies, ov.left, ov.right, backend="cpu")
+    np.testing.assert_array_equal(ov.residual, residual)
+    np.testing.assert_array_equal(ov.similarity, similarity)
+
+
+def test_min_similarity_is_the_cut():
+    rng = np.random.default_rng(12)
+    base = smooth_images(rng, 30, 28, 28)
+    noisy = np.clip(base + rng.normal(0, 1, base.shape) * np.linspace(0, 14, 30)[:, None, None],
+                    0, 255).astype(np.uint8)
+    loose = gd.find_overlaps(base, noisy, min_similarity=0.0, threshold=20)
+    for cut in (0.9, 0.75, 0.6):
+        ov = gd.find_overlaps(base, noisy, min_similarity=cut, threshold=20)
+        want = loose.similarity >= np.float32(cut)
+        np.testing.assert_array_equal(ov.pairs, loose.pairs[want])
+    assert 0 < len(gd.find_overlaps(base, noisy, min_similarity=0.9, threshold=20)) < len(loose)
+    for bad in (-0.1, 1.5, "high", True):
+        with pytest.raises(gd.InputError, match="min_similarity"):
+            gd.find_overlaps(base, min_similarity=bad)
+
+
+def test_float32_and_uint16_give_the_pairs_of_uint8():
+    rng = np.random.default_rng(13)
+    items = silhouettes(rng, 30)
+    copies, _ = edited(rng, items[:9])
+    want = gd.find_overlaps(items, copies)
+    assert len(want) >= 9
+    for convert in (lambda x: x.astype(np.float32) / 255 - 0.5,
+                    lambda x: x.astype(np.uint16) * 257):
+        ov = gd.find_overlaps(convert(items), convert(copies))
+        np.testing.assert_array_equal(ov.pairs, want.pairs)
+        np.testing.assert_allclose(ov.similarity, want.similarity, atol=1e-3)
+
+
+def test_saved_hashsets_are_verified(tmp_path):
+    rng = np.random.default_rng(14)
+    items = silhouettes(rng, 30)
+    copies, _ = edited(rng, items[:6])
+    want = gd.find_overlaps(items, copies)
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    gd.hash_images(items).save(a)
+    gd.hash_images(copies).save(b)
+    ha, hb = gd.HashSet.load(a), gd.HashSet.load(b)
+    assert ha.pixels is not None and ha.images is not None  # 784-byte images travel along
+    ov = gd.find_overlaps(ha, hb)
+    np.testing.assert_array_equal(ov.pairs, want.pairs)
+    np.testing.assert_array_equal(ov.similarity, want.similarity)
+    assert ov.verified.all() and ov.unverified is None
+
+
+def test_hashsets_without_pixels_say_so(tmp_path):
+    rng = np.random.default_rng(15)
+    big = smooth_images(rng, 6, 80, 80)  # 6,400 bytes each: not saved with the hashes
+    path = tmp_path / "big.h5"
+    gd.hash_images(big).save(path)
+    loaded = gd.HashSet.load(path)
+    assert loaded.pixels is None and loaded.images is None
+    other = big + 1  # no exact copies: every pair is a near one
+    with pytest.warns(UserWarning, match="not verified on pixels"):
+        ov = gd.find_overlaps(loaded, other, threshold=64)
+    assert len(ov) == 36 and ov.unverified and not ov.verified.any()
+    assert np.isnan(ov.similarity).all()
+    with pytest.warns(UserWarning):
+        rep = gd.scan({"train": loaded, "test": other}, threshold=64)
+    text = str(rep)
+    assert "NOT VERIFIED" in text
+    skipped = rep.summary()["verification"]["unverified"]
+    assert skipped and skipped[0]["a"] == "train"
+    # a clean never acts on unconfirmed pairs
+    plan = gd.plan_clean(rep)
+    assert plan.removed()["train"] == 0 and plan.left_alone > 0
+    assert "left alone" in str(plan)
+
+
+def test_clean_acts_on_confirmed_pairs_only():
+    rng = np.random.default_rng(16)
+    items = silhouettes(rng, 40)
+    copies, origin = edited(rng, items[:9])
+    test = np.concatenate([copies, items[30:]])  # 9 copies and 10 exact copies
+    rep = gd.scan({"train": items[:30], "test": test})
+    plan = gd.plan_clean(rep)
+    # the look-alikes of one silhouette stay; copies of test images leave train
+    assert plan.removed() == {"train": 9, "test": 0}
+    assert not plan.keep["train"][np.unique(origin)].any()
+    # stricter: only the copies at least that similar
+    leaks = rep.overlaps[("train", "test")]
+    strict = float(np.median(leaks.similarity[~leaks.exact]))
+    fewer = gd.plan_clean(rep, min_similarity=strict)
+    assert 0 < fewer.removed()["train"] < 9 and fewer.left_alone > 0
+    assert gd.clean(rep, min_similarity=strict, dry_run=True).removed() == fewer.removed()
+    with pytest.raises(gd.InputError, match="min_similarity"):
+        gd.plan_clean(rep, min_similarity=2)
+    # unverified (trusting the hashes): near pairs are reported but a clean leaves them
+    loose = gd.scan({"train": items[:30], "test": test}, verify=False)
+    assert sum(len(o) for o in loose.duplicates.values()) > 0
+    plan = gd.plan_clean(loose)
+    assert plan.removed()["train"] <= 9 and plan.left_alone > 0
+
+
+def test_candidates_are_verified_launch_by_launch(monkeypatch):
+    # a small output buffer: many launches, and only what each launch keeps accumulates
+    monkeypatch.setattr(search_mod, "BLOCK_ROWS", 4)
+    monkeypatch.setattr(search_mod, "CALIBRATION_BLOCKS", 2)
+    monkeypatch.setattr(search_mod, "OUTPUT_SLOTS", 64)
+    monkeypatch.setattr(search_mod, "INITIAL_CAPACITY", 8)
+    rng = np.random.default_rng(17)
+    items = silhouettes(rng, 60)
+    seen = []
+    original = search_mod._run_blocks
+
+    def spy(run, n_rows, xp, bar=None, refine=None):
+        def counted(i, j, d):
+            seen.append(i.size)
+            return refine(i, j, d)
+        return original(run, n_rows, xp, bar, counted if refine else None)
+
+    monkeypatch.setattr(search_mod, "_run_blocks", spy)
+    flood = gd.find_overlaps(items, verify=False)
+    seen.clear()
+    ov = gd.find_overlaps(items)
+    assert len(seen) > 3 and sum(seen) == len(flood) and max(seen) <= 4 * 64
+    assert len(ov) < len(flood)
+
+
+def test_cli_search_options(tmp_path, capsys):
+    import h5py
+
+    rng = np.random.default_rng(18)
+    items = silhouettes(rng, 30)
+    copies, _ = edited(rng, items[:6])
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        f["train"], f["test"] = items, copies
+    args = [str(path), "--split", "train=/train", "--split", "test=/test", "--quiet"]
+    assert cli.main(["scan", *args, "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "confirmed on pixels at similarity >= 0.75" in out
+    import json
+
+    rows = json.loads((tmp_path / "r.json").read_text())["pairs"]
+    assert len(rows) == 6 and all(r["similarity"] >= 0.75 for r in rows)
+    assert cli.main(["scan", *args, "--min-similarity", "0.99"]) == 0
+    assert "confirmed on pixels at similarity >= 0.99" in capsys.readouterr().out
+    assert cli.main(["scan", *args, "--no-verify"]) == 0
+    assert "not confirmed on pixels" in capsys.readouterr().out
+    assert cli.main(["scan", *args, "--min-similarity", "2"]) == 2
+    assert "--min-similarity" in capsys.readouterr().err
