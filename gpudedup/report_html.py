@@ -54,7 +54,9 @@ def render_html(report, *, max_rows: int = 100) -> str:
     near leaks, exact duplicates inside a split, near duplicates; near pairs most alike first.
     Label conflicts are marked in every section. Each row shows both images as inline PNG
     thumbnails (a placeholder for a split known only by its hashes), their split names and
-    indices, the distance, exact or near, and the labels when known.
+    indices, the phash distance, the pixel similarity (or "not verified"), exact or near (with
+    the flip or rotation that matched), and the labels when known. A search whose near pairs
+    could not be verified says so at the top.
 
     Parameters
     ----------
@@ -155,6 +157,10 @@ def _summary_html(report) -> str:
         f"<p>looked for <b>{_esc(describe_mode(report))}</b> &middot; gpudedup "
         f"{_esc(__version__)}</p>",
     ]
+    for row in summary["verification"]["unverified"]:
+        where = row["a"] if row["a"] == row["b"] else f"{row['a']} / {row['b']}"
+        out.append(f"<p class=\"note conflict\"><b>not verified on pixels</b> "
+                   f"({_esc(where)}, {row['pairs']} near pairs): {_esc(row['reason'])}</p>")
     if summary["leaks"]:
         out.append("<table class=\"leaks\"><tr><th>leak</th><th>pairs</th><th>exact</th>"
                    "<th>near</th><th>images with a copy in the other split</th></tr>")
@@ -186,6 +192,19 @@ def _summary_html(report) -> str:
     out.append(f"<p class=\"counts\">{conflicts} &middot; duplicate groups: "
                f"<b>{summary['groups']}</b></p>")
     return "\n".join(out)
+
+
+def _similarity(row: dict) -> str:
+    return "not verified" if row["similarity"] is None else f"{row['similarity']:.3f}"
+
+
+def _match(row: dict) -> str:
+    if row["exact"]:
+        return "exact"
+    extra = [] if row["transform"] == "identity" else [row["transform"].replace("_", " ")]
+    if any(row["offset"]):
+        extra.append(f"shifted hash {row['offset'][0]:+d},{row['offset'][1]:+d}")
+    return "near" + (f" ({_esc(', '.join(extra))})" if extra else "")
 
 
 def _image_cell(row: dict, side: str, images) -> str:
@@ -220,7 +239,7 @@ def _sections_html(chosen, max_rows: int, images) -> str:
         if not rows:
             continue
         out.append("<table class=\"pairs\"><tr><th>#</th><th>kind</th><th>first</th>"
-                   "<th>second</th><th>distance</th><th>match</th></tr>")
+                   "<th>second</th><th>distance</th><th>similarity</th><th>match</th></tr>")
         for number, row in enumerate(rows, 1):
             css = f"pair {section.key}" + (" conflict" if row["conflict"] else "")
             tag = SECTION_TAGS[section.key] + (" &middot; label conflict"
@@ -230,6 +249,7 @@ def _sections_html(chosen, max_rows: int, images) -> str:
                 f"<td class=\"num\">{number}</td><td class=\"tag\">{tag}</td>"
                 f"{_image_cell(row, 'a', images)}{_image_cell(row, 'b', images)}"
                 f"<td class=\"num\">{row['distance']}</td>"
-                f"<td>{'exact' if row['exact'] else 'near'}</td></tr>")
+                f"<td class=\"num\">{_similarity(row)}</td>"
+                f"<td>{_match(row)}</td></tr>")
         out.append("</table>")
     return "\n".join(out)

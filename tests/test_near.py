@@ -48,6 +48,8 @@ def test_same_silhouette_different_texture_is_not_reported():
     assert sorted(zip(ov.right.tolist(), ov.left.tolist())) == sorted(
         zip(range(12), origin.tolist()))
     assert (ov.similarity >= gd.DEFAULT_MIN_SIMILARITY).all() and ov.verified.all()
+    page = gd.scan({"train": items, "test": copies}).to_html()
+    assert f'<td class="num">{ov.similarity.max():.3f}</td>' in page
     # and each reported pair carries the verification score that decided it
     residual, similarity, _ = score_pairs(items, copies, ov.left, ov.right, backend="cpu")
     np.testing.assert_array_equal(ov.residual, residual)
@@ -115,6 +117,8 @@ def test_hashsets_without_pixels_say_so(tmp_path):
         rep = gd.scan({"train": loaded, "test": other}, threshold=64)
     text = str(rep)
     assert "NOT VERIFIED" in text
+    page = rep.to_html()
+    assert "<b>not verified on pixels</b>" in page and ">not verified</td>" in page
     skipped = rep.summary()["verification"]["unverified"]
     assert skipped and skipped[0]["a"] == "train"
     # a clean never acts on unconfirmed pairs

@@ -28,8 +28,8 @@ TAGS = {"exact_leak": "exact leak", "near_leak": "near leak",
 
 
 def rows_of(page: str) -> list[dict]:
-    """Each pair row as {section, conflict, a, i, b, j, distance, exact}; checks that the row's
-    class, data-section and tag text agree."""
+    """Each pair row as {section, conflict, a, i, b, j, distance, similarity, exact}; checks
+    that the row's class, data-section and tag text agree."""
     out = []
     for section, conflict, data_section, body in ROW.findall(page):
         assert data_section == section
@@ -38,7 +38,8 @@ def rows_of(page: str) -> list[dict]:
         assert tag == TAGS[section] + (" \u00b7 label conflict" if conflict else "")
         cells = re.findall(r"<td[^>]*>([^<]*)</td>", body)
         out.append({"section": section, "conflict": bool(conflict), "a": a, "i": int(i),
-                    "b": b, "j": int(j), "distance": int(cells[-2]),
+                    "b": b, "j": int(j), "distance": int(cells[-3]),
+                    "similarity": None if cells[-2] == "not verified" else float(cells[-2]),
                     "exact": cells[-1] == "exact"})
     return out
 
@@ -125,10 +126,10 @@ def test_demo_page_shows_summary_and_every_pair(demo_report):
     assert "label conflicts: <b>1</b>" in page
     # the exact leaks come first; the planted conflict is marked inside its section
     assert rows[0] == {"section": "exact_leak", "conflict": False, "a": "train", "i": 3,
-                       "b": "valid", "j": 7, "distance": 0, "exact": True}
+                       "b": "valid", "j": 7, "distance": 0, "similarity": 1.0, "exact": True}
     assert [r for r in rows if r["conflict"]] == [
         {"section": "exact_duplicate", "conflict": True, "a": "train", "i": 18, "b": "train",
-         "j": 501, "distance": 0, "exact": True}]
+         "j": 501, "distance": 0, "similarity": 1.0, "exact": True}]
     marked = [body for _, conflict, _, body in ROW.findall(page) if conflict]
     assert len(marked) == 1 and marked[0].count('class="label conflict"') == 2
     assert "exact duplicate &middot; label conflict" in marked[0]
