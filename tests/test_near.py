@@ -200,3 +200,74 @@ def test_cli_search_options(tmp_path, capsys):
     assert "not confirmed on pixels" in capsys.readouterr().out
     assert cli.main(["scan", *args, "--min-similarity", "2"]) == 2
     assert "--min-similarity" in capsys.readouterr().err
+
+
+def photo_crops(rng, n: int, side: int = 28) -> np.ndarray:
+    """``n`` real photograph crops (scikit-image's camera and coins), resized to side x side."""
+    from helpers import photo
+    from PIL import Image
+
+    out = []
+    for k in range(n):
+        pic = photo("camera" if k % 2 else "coins")
+        y, x = rng.integers(0, min(pic.shape) - 96, 2)
+        window = Image.fromarray(pic[y:y + 96, x:x + 96])
+        out.append(np.asarray(window.resize((side, side), Image.Resampling.LANCZOS)))
+    return np.stack(out)
+
+
+def test_dihedral_finds_every_flip_and_rotation_and_names_it():
+    from gpudedup.transforms import INVERSE, TRANSFORMS, apply
+
+    rng = np.random.default_rng(19)
+    base = photo_crops(rng, 40)
+    codes = np.arange(16) % 8
+    turned = np.stack([apply(base[k], t) for k, t in enumerate(codes)])
+    plain = gd.find_overlaps(base, turned)
+    assert set(plain.right.tolist()) <= set(np.flatnonzero(codes == 0).tolist())
+    ov = gd.find_overlaps(base, turned, invariant="dihedral")
+    found = {(int(i), int(j)): TRANSFORMS[t] for i, j, t in zip(ov.left, ov.right, ov.transform)}
+    # base[k] is a copy of T(turned[k]) with T the inverse of the turn that made turned[k]
+    for k, t in enumerate(codes):
+        assert found.get((k, k)) == TRANSFORMS[INVERSE[t]], (k, TRANSFORMS[t])
+    assert ov.similarity[ov.left == ov.right].min() == 1.0
+    # inside one set: each pair once (i < j), its transform read from i's side
+    both = np.concatenate([base[:16], turned])
+    inside = gd.find_overlaps(both, invariant="dihedral")
+    pairs = {(int(i), int(j)): int(t) for i, j, t in zip(inside.left, inside.right,
+                                                         inside.transform)}
+    for k, t in enumerate(codes):
+        assert pairs.get((k, 16 + k)) == INVERSE[t]
+    assert (inside.left < inside.right).all()
+    for i, j, t in zip(inside.left, inside.right, inside.transform):
+        np.testing.assert_array_equal(both[i], apply(both[j], t))
+    # non-square images: flips and the half turn only
+    wide = photo_crops(rng, 8, 32)[:, :24, :]
+    ov = gd.find_overlaps(wide, wide[:, ::-1, ::-1].copy(), invariant="dihedral")
+    assert {TRANSFORMS[t] for t in ov.transform[ov.left == ov.right]} == {"rot180"}
+
+
+def test_shifted_hashes_find_shifted_copies():
+    rng = np.random.default_rng(20)
+    base = photo_crops(rng, 40)
+    shifted = np.stack([np.pad(base[k], 1, mode="edge")[2:30, 0:28] for k in range(20)])
+    plain = gd.find_overlaps(base, shifted, threshold=4)
+    ov = gd.find_overlaps(base, shifted, threshold=4, shifts=1)
+    own = ov.left == ov.right
+    assert own.sum() > plain.left.size and own.sum() >= 16
+    # the verification shift undoes the move; the hash variant that matched is recorded
+    assert (ov.shift[own] == [-1, 1]).all()  # shifted[y, x] = base[y + 1, x - 1]
+    assert (ov.offset[own] != 0).any()
+    with pytest.raises(gd.InputError, match="shifts"):
+        gd.find_overlaps(base, shifts=3)
+    with pytest.raises(gd.InputError, match="invariant"):
+        gd.find_overlaps(base, invariant="affine")
+
+
+def test_variants_need_images_or_saved_variants(tmp_path):
+    rng = np.random.default_rng(21)
+    big = smooth_images(rng, 4, 80, 80)
+    path = tmp_path / "big.h5"
+    gd.hash_images(big).save(path)
+    with pytest.raises(gd.InputError, match="invariant, shifts"):
+        gd.find_overlaps(big, gd.HashSet.load(path), invariant="dihedral")
