@@ -101,9 +101,10 @@ def _scorer(ha, hb, opts: NearOptions, be, verified: bool):
         cols["transform"], cols["offset"] = transform, offset
         if not verified or i.size == 0:
             return cols
-        flips = {"transform": transform} if transform.any() else {}
+        # cut: pairs that provably score above it are rejected early (residual inf)
         residual, shift = verify_sources(src_a, src_b, i, j, be, max_shift=opts.max_shift,
-                                         **flips)
+                                         transform=transform if transform.any() else None,
+                                         cut=opts.cut)
         keep = residual <= opts.cut
         cols = {key: value[keep] for key, value in cols.items()}
         cols["residual"] = residual[keep]
