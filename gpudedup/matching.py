@@ -15,14 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .grid import common_grid
 from .search import concat_columns, range_pairs, sort_columns
 from .sources import ImageSource
 from .transforms import INVERSE
 from .verify import SIMILARITY_SPAN, similarity_of, verify_sources
 
-#: an HDF5 split up to this size is read once, whole, for verification instead of gathering
-#: scattered images per launch (70,000 28x28 uint8 images are 55 MB)
-RESIDENT_BYTES = 512 * 2**20
+#: an HDF5 split up to this size is read once, whole, for verification when a launch brings
+#: more candidates than half its images, instead of gathering scattered images per launch
+#: (70,000 28x28 uint8 images are 55 MB); few candidates read only their own images
+RESIDENT_BYTES = 128 * 2**20
 
 #: columns of a near pair beside i, j and distance
 EXTRA_COLUMNS = ("similarity", "residual", "shift", "transform", "offset", "verified")
@@ -46,22 +48,16 @@ class NearOptions:
 
 
 def why_unverifiable(ha, hb) -> str | None:
-    """Why the near pairs of HashSets ``ha`` and ``hb`` cannot be checked on pixels, or None."""
+    """Why the near pairs of HashSets ``ha`` and ``hb`` cannot be checked on pixels, or None.
+
+    RGB images, two sizes or two dtypes are verified on a common grid
+    (:func:`gpudedup.grid.common_grid`): luma, the smaller size along each axis, each image
+    mapped onto [0, 1] when the dtypes differ."""
     for hs in (ha, hb):
         if hs.images is None:
             return (f"{hs.description or 'a HashSet'}: no pixels to verify near pairs on (a "
                     "HashSet of images over 4 KiB saved without its HDF5 source, or that "
                     "source changed)")
-    src_a, src_b = ha.images, hb.images
-    if len(src_a.image_shape) != 2 or len(src_b.image_shape) != 2:
-        return "RGB images: near pairs are verified on grayscale images only"
-    if src_a.image_shape != src_b.image_shape:
-        return (f"images of {src_a.image_shape} and {src_b.image_shape}: pairs of different "
-                "sizes are not verified on pixels yet")
-    if np.dtype(src_a.dtype).kind != np.dtype(src_b.dtype).kind or (
-            src_a.dtype.kind != "f" and src_a.dtype != src_b.dtype):
-        return (f"dtypes {src_a.dtype} and {src_b.dtype}: the residual is taken on the pair's "
-                "joint value range, which two scales make meaningless")
     return None
 
 
@@ -74,11 +70,12 @@ def _empty_extras(count: int) -> dict:
             "verified": np.zeros(count, bool)}
 
 
-def resident(hs) -> ImageSource | None:
+def resident(hs, candidates: int) -> ImageSource | None:
     """``hs.images``, read whole into memory once (kept on ``hs``) when it is a file of at most
-    :data:`RESIDENT_BYTES`: the pixel check reads scattered images, which HDF5 does slowly."""
+    :data:`RESIDENT_BYTES` and ``candidates`` pairs are to be checked against it, more than
+    half its images: the pixel check reads scattered images, which HDF5 does slowly."""
     source = hs.images
-    if source is None or not source.is_file:
+    if source is None or not source.is_file or 2 * candidates < source.count:
         return source
     if source.count * int(np.prod(source.image_shape)) * source.dtype.itemsize > RESIDENT_BYTES:
         return source
@@ -93,14 +90,12 @@ def resident(hs) -> ImageSource | None:
 
 def _scorer(ha, hb, opts: NearOptions, be, verified: bool):
     # refine(i, j, d, transform, offset) -> the kept columns of one launch
-    src_a = resident(ha) if verified else None
-    src_b = resident(hb) if verified else None
-
     def refine(i, j, d, transform, offset):
         cols = {"i": i, "j": j, "distance": d, **_empty_extras(i.size)}
         cols["transform"], cols["offset"] = transform, offset
         if not verified or i.size == 0:
             return cols
+        src_a, src_b = common_grid(resident(ha, i.size), resident(hb, i.size))[:2]
         # cut: pairs that provably score above it are rejected early (residual inf)
         residual, shift = verify_sources(src_a, src_b, i, j, be, max_shift=opts.max_shift,
                                          transform=transform if transform.any() else None,

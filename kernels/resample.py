@@ -140,3 +140,92 @@ def dct_basis(bits: int) -> np.ndarray:
     basis = np.concatenate([half, sign * half[:, ::-1]], axis=1)
     basis.setflags(write=False)
     return basis
+
+
+# ------------------------------------------------------------------ the verification grid
+# Host-side pixel arithmetic that puts two image sets on one grid for pixel verification
+# (gpudedup.grid): Pillow's luma, LANCZOS resizing in double precision and a per-image map
+# onto [0, 1].
+
+
+def luma(rgb) -> np.ndarray:
+    """Pillow's ``convert("L")`` of ``(..., 3)`` uint8 into ``(...)`` uint8, on the host.
+
+    The twin of the ``luma_images`` kernels, operation for operation:
+    ``(R * 19595 + G * 38470 + B * 7471 + 0x8000) >> 16`` in int32 (exact integers, so the
+    result is bit-identical to the kernels' and to Pillow's).
+    """
+    rgb = np.asarray(rgb)
+    acc = (rgb[..., 0].astype(np.int32) * LUMA_WEIGHTS[0]
+           + rgb[..., 1].astype(np.int32) * LUMA_WEIGHTS[1]
+           + rgb[..., 2].astype(np.int32) * LUMA_WEIGHTS[2] + 0x8000)
+    return (acc >> 16).astype(np.uint8)
+
+
+@lru_cache(maxsize=64)
+def lanczos_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """Pillow's LANCZOS resampling of one axis from ``in_size`` to ``out_size`` as a dense
+    ``(out_size, in_size)`` float64 matrix: ``resized = matrix @ samples``.
+
+    The coefficients are those of Pillow's ``precompute_coeffs`` in double precision, as Pillow
+    applies them to ``"I"`` and ``"F"`` images (no fixed-point rounding, unlike
+    :func:`lanczos_taps`): each row is the Lanczos-3 kernel stretched by the scale when
+    downscaling (so it averages over the area an output pixel covers instead of aliasing),
+    normalised to sum to one. An axis that keeps its size gets the identity (Pillow skips that
+    pass). Read-only and cached.
+    """
+    if in_size == out_size:
+        matrix = np.eye(out_size)
+        matrix.setflags(write=False)
+        return matrix
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support = 3.0 * filterscale
+    inv = 1.0 / filterscale
+    matrix = np.zeros((out_size, in_size), dtype=np.float64)
+    for xx in range(out_size):
+        # precompute_coeffs in Resample.c, as lanczos_taps, stopping before the rounding
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        taps = [_lanczos((x + xmin - center + 0.5) * inv) for x in range(xmax)]
+        total = 0.0
+        for w in taps:
+            total += w
+        for x, w in enumerate(taps):
+            matrix[xx, xmin + x] = w / total if total != 0.0 else w
+    matrix.setflags(write=False)
+    return matrix
+
+
+def resize_images(images, shape: tuple[int, int]) -> np.ndarray:
+    """``(N, H, W)`` images resized to ``shape = (h, w)`` with :func:`lanczos_matrix` along each
+    axis, as float64 (unrounded, unclipped: a LANCZOS overshoot stays). An axis of unchanged
+    size is copied as is, so ``shape == (H, W)`` only converts to float64.
+
+    Equals Pillow's ``Image.resize((w, h), LANCZOS)`` of a ``"F"`` image up to Pillow's float32
+    storage between its two passes.
+    """
+    out = np.asarray(images).astype(np.float64)
+    height, width = out.shape[1:]
+    if width != shape[1]:
+        out = out @ lanczos_matrix(width, shape[1]).T
+    if height != shape[0]:
+        out = lanczos_matrix(height, shape[0]) @ out
+    return np.ascontiguousarray(out)
+
+
+def unit_range(images) -> np.ndarray:
+    """``(N, H, W)`` images as float64, each mapped linearly onto [0, 1] by its own minimum and
+    maximum; a constant image becomes all 0. NaN and inf pixels leave NaN in their image (never
+    a finite image), so a check for finite pixels still sees them.
+    """
+    out = np.asarray(images).astype(np.float64)
+    if out.size == 0:
+        return out
+    lo = out.min(axis=(1, 2), keepdims=True)
+    span = out.max(axis=(1, 2), keepdims=True) - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out -= lo
+        np.divide(out, span, out=out, where=span != 0)
+    return out

@@ -271,3 +271,24 @@ def test_variants_need_images_or_saved_variants(tmp_path):
     gd.hash_images(big).save(path)
     with pytest.raises(gd.InputError, match="invariant, shifts"):
         gd.find_overlaps(big, gd.HashSet.load(path), invariant="dihedral")
+
+
+def test_rgb_sizes_and_dtypes_meet_on_a_common_grid():
+    import warnings
+
+    from PIL import Image
+
+    rng = np.random.default_rng(22)
+    small = photo_crops(rng, 20, 28)
+    # the same pictures at twice the size (Pillow), as float32 in [0, 1], and as RGB
+    double = np.stack([np.asarray(Image.fromarray(x).resize((56, 56), Image.Resampling.LANCZOS))
+                       for x in small])
+    rgb = np.repeat(small[..., None], 3, axis=-1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # verified, so no "not verified" warning
+        for other in (double, small.astype(np.float32) / 255, rgb):
+            ov = gd.find_overlaps(small, other)
+            own = ov.left == ov.right
+            assert own.sum() >= 18, other.shape
+            assert ov.verified.all() and ov.unverified is None
+            assert ov.left[~own].size <= 2
