@@ -62,24 +62,17 @@ def _pair_keys(i: np.ndarray, j: np.ndarray, width: int) -> np.ndarray:
     return i * np.int64(width) + j
 
 
-def _variant_set(image_shape, invariant, shifts: int) -> set[tuple[int, int, int]]:
-    # the (transform, dy, dx) variants a search with these options uses
-    square = image_shape is not None and len(image_shape) >= 2 and image_shape[0] == image_shape[1]
-    transforms = range(8 if square else 4) if invariant == "dihedral" else range(1)
-    steps = range(-shifts, shifts + 1)
-    return {(t, dy, dx) for t in transforms for dy in steps for dx in steps}
-
-
 def _with_variants(hs: HashSet, invariant, shifts: int, be, *, batch_size=None,
                    progress=False, label=None) -> HashSet:
     # the second side's candidate hashes of flipped, rotated and shifted variants
     if invariant is None and shifts == 0:
         return hs
-    from .hashing import compute_variant_hashes
+    from .hashing import compute_variant_hashes, variant_table
 
     table = hs.variant_table
-    if table is not None and {tuple(r) for r in table.tolist()} == _variant_set(
-            hs.image_shape, invariant, shifts):
+    if table is not None and hs.image_shape is not None and {
+            tuple(r) for r in table.tolist()} == {
+            tuple(r) for r in variant_table(hs.image_shape, invariant, shifts).tolist()}:
         return hs
     images = hs.images
     if images is None:

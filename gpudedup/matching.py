@@ -55,9 +55,9 @@ def why_unverifiable(ha, hb) -> str | None:
     mapped onto [0, 1] when the dtypes differ."""
     for hs in (ha, hb):
         if hs.images is None:
-            return (f"{hs.description or 'a HashSet'}: no pixels to verify near pairs on (a "
-                    "HashSet of images over 4 KiB saved without its HDF5 source, or that "
-                    "source changed)")
+            return (f"{hs.description or 'a HashSet'}: hashes without images or saved pixels "
+                    "(images over 4 KiB are saved without them; an HDF5 source is reopened "
+                    "only while unchanged)")
     return None
 
 

@@ -126,6 +126,42 @@ def pack_above_median(coef, mid2):
     return h
 
 
+# ------------------------------------------------------------------- dihedral variants
+#
+# gpudedup/transforms.py DCT_RULES: a left-right flip multiplies C[u, v] of the integer DCT
+# block by (-1)**v, an up-down flip by (-1)**u, a transpose swaps u and v. The block of code
+# 4 + k is the transpose of code k's (rot90 = transpose(flip_lr), rot270 = transpose(flip_ud),
+# transverse = transpose(rot180)), and a transpose keeps the 64 values and so their median:
+# its hash is the bit-matrix transpose of code k's. So only codes 1-3 need a median of their own.
+
+#: dihedral variants per image (transform codes 0-7)
+VARIANTS = 8
+
+
+@register_jitable
+def flipped_value(coef, side, code, idx):
+    """Entry ``idx`` (``u * side + v``) of the block of transform ``code`` 0-3: ``C[u, v]``
+    times ``(-1)**v`` if ``code & 1`` (left-right) and ``(-1)**u`` if ``code & 2`` (up-down).
+    Negation is exact, so the variant hashes stay in the plain hash's integers."""
+    u = idx // side
+    v = idx - u * side
+    if ((u & (code >> 1)) ^ (v & code)) & 1:
+        return -coef[idx]
+    return coef[idx]
+
+
+@register_jitable
+def transpose_bits8(h):
+    """The 8x8 bit matrix ``h`` (row-major, as pack_above_median packs a block) transposed: the
+    hash of the transposed block (Hacker's Delight transpose8, three swaps of bit blocks)."""
+    t = (h ^ (h >> np.uint64(7))) & np.uint64(0x00AA00AA00AA00AA)
+    h = h ^ t ^ (t << np.uint64(7))
+    t = (h ^ (h >> np.uint64(14))) & np.uint64(0x0000CCCC0000CCCC)
+    h = h ^ t ^ (t << np.uint64(14))
+    t = (h ^ (h >> np.uint64(28))) & np.uint64(0x00000000F0F0F0F0)
+    return h ^ t ^ (t << np.uint64(28))
+
+
 # ------------------------------------------------------------------- near-pair verification
 #
 # The verification score of a pair (a, b): for each shift (dy, dx) with b[y + dy, x + dx]
@@ -201,8 +237,9 @@ def _extend_range(img, lo, hi):
 @register_jitable
 def quantise_scaled(value, lo, scale):
     """``quantise(value, lo, e)`` with ``scale = 2.0**e`` given: the product by a power of two
-    is exact, so it equals ldexp bit for bit (the CPU kernel's form: no libm call per pixel)."""
-    return math.floor((np.float64(value) - lo) * scale + 0.5)
+    is exact, so it equals ldexp bit for bit (the CPU kernel's form: no libm call per pixel;
+    np.floor keeps it a float64, which vectorises, where math.floor makes an int64)."""
+    return np.floor((np.float64(value) - lo) * scale + 0.5)
 
 
 @register_jitable
@@ -287,3 +324,84 @@ def residual_of(mse, levels_range):
     if levels_range <= 0.0:
         return 0.0
     return math.sqrt(mse) * 255.0 / levels_range
+
+
+# The cut's lower bound. For one shift, any alpha, beta and the residual e = q_b - alpha q_a -
+# beta over the overlap O (n pixels): split O's middle into m whole s x s blocks B; by
+# Cauchy-Schwarz sum_B e^2 >= (sum_B e)^2 / s^2, and sum_B e = S_b - alpha S_a - s^2 beta with
+# S the block sums, so n * mse(alpha, beta) >= (1 / s^2) * sum over blocks of (S_b - alpha S_a -
+# beta')^2 >= m * mse_blocks / s^2, where mse_blocks is the best fit of the m block sums. This
+# holds for the fits in both directions and so for the larger of the two (a side constant over
+# the overlap is constant over its blocks: fit_mse's constant branch bounds alike), hence
+#     full fit_mse >= m * fit_mse(block sums) / (s^2 n).
+# The block sums are exact integers (fit_mse's int64 bounds hold: m s^2 <= n), so both twins get
+# the same bits; the float roundings of the two sides (at most 17 of 2**-53, relative) are far
+# inside BOUND_MARGIN, so a computed bound never exceeds the computed full mse.
+
+#: the bound is scaled down by this before it is compared with the cut (float rounding slack)
+BOUND_MARGIN = 1.0 - 2.0**-30
+
+
+@register_jitable
+def coarsest_block(rows, cols):
+    """Side of the coarsest blocks the cut's bound starts from, for a block grid inside
+    ``rows`` x ``cols`` pixels (the part of b that every shift overlaps): the largest power of
+    two ``s`` with 3 x 3 blocks inside (8 at 28x28, shifts +-2: 24 x 24 common pixels); 0 under
+    6 px (no bound: every shift is scored in full)."""
+    side = min(rows, cols)
+    if side < 6:
+        return 0
+    s = 2
+    while 6 * s <= side:
+        s *= 2
+    return s
+
+
+@register_jitable
+def block_grid(start, stop, s):
+    """The whole ``s``-blocks centred in rows (or columns) [start, stop): first row, count.
+    The bound's blocks of b are this grid of the coarsest blocks in [shift limit, side - shift
+    limit), which lies in b's overlap at every shift, and its halvings for the finer levels
+    (so each level's block sums add up from the next finer one); a's blocks are the same ones
+    moved by minus the shift."""
+    count = (stop - start) // s
+    return start + (stop - start - s * count) // 2, count
+
+
+@register_jitable
+def bound_scale(m, n, s):
+    """The factor m / (s^2 n) of the bound (see above) for ``m`` blocks of side ``s`` in an
+    ``n``-pixel overlap, margin included; 0 under 2 blocks (no bound)."""
+    if m < 2:
+        return 0.0
+    return np.float64(m) / np.float64(s * s * n) * BOUND_MARGIN
+
+
+@register_jitable
+def block_bound(scale, m, s_a, s_b, s_aa, s_bb, s_ab):
+    """A lower bound on the full ``fit_mse`` of an overlap from the exact sums of ``m`` of its
+    block sums, ``scale`` from :func:`bound_scale`."""
+    if scale == 0.0:
+        return 0.0
+    return fit_mse(m, s_a, s_b, s_aa, s_bb, s_ab) * scale
+
+
+@register_jitable
+def cut_limit(levels_range, cut):
+    """An mse whose residual is above ``cut`` (inf for no cut, ``cut`` < 0): a shift whose bound
+    reaches it has a residual above the cut, as residual_of is monotone. Within a relative
+    2**-23 of the least such mse; products only (no FMA on CUDA), so both twins agree."""
+    if cut < 0.0:
+        return math.inf
+    root = cut * levels_range / 255.0
+    limit = max(math.ldexp(1.0, -1000), root * root)
+    while not residual_of(limit, levels_range) > cut:
+        limit = limit * (1.0 + 2.0**-23)
+    return limit
+
+
+@register_jitable
+def beyond_cut(mse, levels_range, cut):
+    """Whether an mse (or a lower bound on one) puts the residual above ``cut`` (no cut when
+    ``cut`` < 0). residual_of is monotone, so a bound above the cut proves the residual is."""
+    return cut >= 0.0 and residual_of(mse, levels_range) > cut

@@ -15,14 +15,20 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from ._common import (
+    beyond_cut,
+    block_bound,
+    block_grid,
+    bound_scale,
+    coarsest_block,
+    cut_limit,
     fit_mse,
+    flipped_value,
     kth_smallest,
     level_bits,
     level_exponent,
     murmur3_x64_128,
     overlap,
     pack_above_median,
-    pair_range,
     pow2_scales,
     quantise,
     quantise_scaled,
@@ -30,6 +36,7 @@ from ._common import (
     round_shift,
     shift_limit,
     shift_of,
+    transpose_bits8,
 )
 from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 
@@ -219,6 +226,20 @@ def _hash_bits(coef):
 
 
 @njit(**_JIT)
+def _variant_hashes(coef, plain, flipped, row):
+    # the eight dihedral variants of one block into row (see _common): codes 1-3 by sign
+    # flips and a median of their own, codes 4-7 as bit transposes of codes 0-3
+    row[0] = plain
+    row[4] = transpose_bits8(plain)
+    for code in range(1, 4):
+        for idx in range(coef.shape[0]):
+            flipped[idx] = flipped_value(coef, BLOCK, code, idx)
+        h = _hash_bits(flipped)
+        row[code] = h
+        row[code + 4] = transpose_bits8(h)
+
+
+@njit(**_JIT)
 def _load_group(images, first, group, scales, transposed, src):
     # pixels as exact integers (uint8 as they are; linear images scaled by a power of two and
     # rounded), image g at columns g * len of src; transposed (W, H) for horizontal-first.
@@ -275,16 +296,19 @@ WIDE_FILTER = 16
 
 @njit(parallel=True, **_JIT)
 def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, vertical_first,
-                 clip, basis1, basis2t, dct_shift, out):
+                 clip, basis1, basis2t, dct_shift, out, out_variants):
     """imagehash-compatible perceptual hash of each image.
 
     images: (N, H, W) real dtype; scales: (N, 2) float64, two pixel multipliers (1 for uint8);
     h_/v_starts, h_/v_weights: Pillow LANCZOS taps for W->32 and H->32; vertical_first: pass
     order; clip: round and clip to uint8 between passes (the uint8 / Pillow path); basis1:
     (8, 32) and basis2t: (32, 8), the integer DCT bases of the two passes; dct_shift: bits
-    dropped between the DCT passes; out: (N,) uint64.
+    dropped between the DCT passes; out: (N,) uint64; out_variants: (N, 0), or (N, 8) uint64
+    for the phashes of the eight dihedral transforms (gpudedup/transforms.py codes) from the
+    same coefficient block, column 0 the plain hash.
     """
     n, height, width = images.shape
+    variants = out_variants.shape[1] != 0
     side = THUMB
     group = max(1, GROUP_COLUMNS // max(height, width, side))
     ngroups = (n + group - 1) // group
@@ -301,6 +325,7 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
         work = np.empty((BLOCK, group * side), dtype=np.float64)
         acc = np.empty((2, BLOCK), dtype=np.float64)
         coef = np.empty(BLOCK * BLOCK, dtype=np.int64)
+        flipped = np.empty(BLOCK * BLOCK, dtype=np.int64)
         for grp in range(chunk * ngroups // nchunks, (chunk + 1) * ngroups // nchunks):
             first = grp * group
             count = min(group, n - first)
@@ -324,7 +349,10 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
             _dct_rows(thumbs, count * side, basis1, dct_shift, swap, work)
             for g in range(count):
                 _dct_cols(work, g * side, basis2t, acc, coef)
-                out[first + g] = _hash_bits(coef)
+                plain = _hash_bits(coef)
+                out[first + g] = plain
+                if variants:
+                    _variant_hashes(coef, plain, flipped, out_variants[first + g])
 
 
 @njit(parallel=True, **_JIT)
@@ -486,16 +514,26 @@ def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, 
 # ------------------------------------------------------------------------ verification
 
 
-#: pairs scored per prange chunk (each chunk allocates its scratch once)
-VERIFY_CHUNK = 32
+#: pairs scored per prange chunk (each chunk allocates its scratch once, and reuses image a's
+#: levels and tables over a run of pairs of one a)
+VERIFY_CHUNK = 256
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _quantise_into(img, lo, scale, q):
+    # q: the image's integer levels (float64 holding integers)
+    height, width = img.shape
+    for y in range(height):
+        for x in range(width):
+            q[y, x] = quantise_scaled(img[y, x], lo, scale)
 
 
 @njit(**_JIT)
-def _levels_sat(img, lo, scale, q, sat1, sat2):
-    # q: the image's integer levels; sat1, sat2: summed-area tables of q and q * q, shape
-    # (H + 1, W + 1), sat[y, x] = the sum over rows < y and columns < x. Exact integers below
-    # 2**53 (see _common), so the order of the additions does not matter.
-    height, width = img.shape
+def _levels_sat(q, sat1, sat2):
+    # sat1, sat2: summed-area tables of the levels q and of q * q, shape (H + 1, W + 1),
+    # sat[y, x] = the sum over rows < y and columns < x. Exact integers below 2**53 (see
+    # _common), so the order of the additions does not matter.
+    height, width = q.shape
     for x in range(width + 1):
         sat1[0, x] = 0.0
         sat2[0, x] = 0.0
@@ -505,12 +543,117 @@ def _levels_sat(img, lo, scale, q, sat1, sat2):
         sat1[y + 1, 0] = 0.0
         sat2[y + 1, 0] = 0.0
         for x in range(width):
-            v = quantise_scaled(img[y, x], lo, scale)
-            q[y, x] = v
+            v = q[y, x]
             row1 += v
             row2 += v * v
             sat1[y + 1, x + 1] = sat1[y, x + 1] + row1
             sat2[y + 1, x + 1] = sat2[y, x + 1] + row2
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _block_sums(boxes, levels):
+    # boxes[k, r, c]: the sum of the levels boxes[0] over the 2**k x 2**k block whose top-left
+    # pixel is (r, c), for every block inside the image; each level from four blocks of the
+    # level below. Exact integers (< 2**bits * 4**k < 2**53).
+    height, width = boxes.shape[1], boxes.shape[2]
+    for k in range(1, levels + 1):
+        half = 1 << (k - 1)
+        side = 2 * half
+        prev = boxes[k - 1]
+        out = boxes[k]
+        for r in range(height - side + 1):
+            for c in range(width - side + 1):
+                out[r, c] = (prev[r, c] + prev[r, c + half]) + (prev[r + half, c]
+                                                                + prev[r + half, c + half])
+
+
+@njit(fastmath={"nnan", "nsz"}, **_JIT)
+def _image_range(img):
+    # smallest and largest pixel as float64, a vectorisable reduction in the image's own dtype:
+    # the conversion is monotone, so it commutes with min and max (the pixels are finite, the
+    # drivers check, and a -0.0 for 0.0 changes no level), so min/max over the pair of these
+    # equal _common.pair_range
+    flat = img.ravel()
+    lo = flat[0]
+    hi = flat[0]
+    for t in range(flat.size):
+        v = flat[t]
+        lo = v if v < lo else lo
+        hi = v if v > hi else hi
+    return np.float64(lo), np.float64(hi)
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _grid_sums(img, lo, scale, gy, gx, ny, nx, row, out):
+    # out[u, v]: the sum of the levels of img over the 2 x 2 block at (gy + 2 u, gx + 2 v);
+    # row: scratch of >= 2 nx, the column sums of one row of blocks (vectorised over x)
+    span = 2 * nx
+    for u in range(ny):
+        y = gy + 2 * u
+        for t in range(span):
+            row[t] = (quantise_scaled(img[y, gx + t], lo, scale)
+                      + quantise_scaled(img[y + 1, gx + t], lo, scale))
+        for v in range(nx):
+            out[u, v] = row[2 * v] + row[2 * v + 1]
+
+
+@njit(fastmath=_EXACT_FLOAT, **_JIT)
+def _grid_up(fine, ny, nx, out):
+    # out (ny x nx blocks): each the sum of the 2 x 2 blocks of fine below it
+    for u in range(ny):
+        for v in range(nx):
+            out[u, v] = ((fine[2 * u, 2 * v] + fine[2 * u, 2 * v + 1])
+                         + (fine[2 * u + 1, 2 * v] + fine[2 * u + 1, 2 * v + 1]))
+
+
+@njit(**_JIT)
+def _grid_gather(box, r0, c0, s, ny, nx, out):
+    # out[u * nx + v] = box[r0 + s u, c0 + s v] as int64 (exact: the sums are integers)
+    for u in range(ny):
+        for v in range(nx):
+            out[u * nx + v] = np.int64(box[r0 + s * u, c0 + s * v])
+
+
+@njit(**_JIT)
+def _moments(x):
+    # the sum and the sum of squares of an int64 run
+    total = np.int64(0)
+    squares = np.int64(0)
+    for t in range(x.size):
+        total += x[t]
+        squares += x[t] * x[t]
+    return total, squares
+
+
+@njit(**_JIT)
+def _dot_int(x, y):
+    acc = np.int64(0)
+    for t in range(x.size):
+        acc += x[t] * y[t]
+    return acc
+
+
+@njit(**_JIT)
+def _grid_moments(box, r0, c0, s, ny, nx):
+    # the sum and the sum of squares of box[r0 + s u, c0 + s v] over the grid, exact in int64
+    total = np.int64(0)
+    squares = np.int64(0)
+    for u in range(ny):
+        for v in range(nx):
+            x = np.int64(box[r0 + s * u, c0 + s * v])
+            total += x
+            squares += x * x
+    return total, squares
+
+
+@njit(**_JIT)
+def _grid_cross(box_a, grid_b, r0, c0, s, ny, nx):
+    # the sum of grid_b[u, v] * box_a[r0 + s u, c0 + s v], exact in int64
+    acc = np.int64(0)
+    for u in range(ny):
+        for v in range(nx):
+            acc += np.int64(grid_b[u, v]) * np.int64(box_a[r0 + s * u, c0 + s * v])
+    return acc
 
 
 @njit(**_JIT)
@@ -549,15 +692,22 @@ def _cross(qa, qb, y0, y1, x0, x1, dy, dx):
 
 
 @njit(parallel=True, **_JIT)
-def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift):
+def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_shift):
     """Verification score of the pairs (images_a[i[p]], images_b[j[p]]).
 
     images_a, images_b: (Na, H, W) and (Nb, H, W) of one real dtype; i, j: (P,) int64 image
-    indices; max_shift: the largest |dy|, |dx| tried (capped at side // 8); out_residual: (P,)
-    float64, the best shift's RMS residual of the photometric fit (the worse of b ~ alpha a +
-    beta and a ~ alpha' b + beta') in grey levels of the pair's range mapped to 0-255;
-    out_shift: (P, 2) int8, that shift (dy, dx): b[y + dy, x + dx] matches a[y, x]. The sums
-    per shift come from summed-area tables of the quantised pixels, except the cross term.
+    indices; max_shift: the largest |dy|, |dx| tried (capped at side // 8); cut: float64, the
+    largest residual the caller keeps (< 0: none); out_residual: (P,) float64, the best shift's
+    RMS residual of the photometric fit (the worse of b ~ alpha a + beta and a ~ alpha' b +
+    beta') in grey levels of the pair's range mapped to 0-255, or inf above the cut; out_shift:
+    (P, 2) int8, that shift (dy, dx): b[y + dy, x + dx] matches a[y, x] ((0, 0) above the cut).
+
+    The sums per shift come from summed-area tables of the quantised pixels, except the cross
+    term. With a cut, each shift is first bounded from below on block sums, coarse to fine
+    (_common.block_bound), and scored in full only if no bound exceeds the cut: a shift whose
+    bound does cannot be the best of a pair within the cut, so the kept pairs are unchanged.
+    Consecutive pairs of one image a quantised alike (the search's pairs come sorted by i)
+    share a's levels, block sums and tables.
     """
     npairs = i.shape[0]
     height, width = images_a.shape[1], images_a.shape[2]
@@ -565,18 +715,57 @@ def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift)
     sx = shift_limit(width, max_shift)
     bits = level_bits(height * width)
     nshifts = (2 * sy + 1) * (2 * sx + 1)
+    levels = 0  # block levels of the bound, sides 2, 4, .., 2**levels = coarsest_block
+    if cut >= 0.0:
+        while (2 << levels) <= coarsest_block(height - 2 * sy, width - 2 * sx):
+            levels += 1
+    top = 1 << levels
+    gy, ny_top = block_grid(sy, height - sy, top)
+    gx, nx_top = block_grid(sx, width - sx, top)
+    m_top = ny_top * nx_top if levels else 0
+    # scales[lev, k]: bound_scale of level lev at shift k
+    scales = np.zeros((levels + 1, nshifts), dtype=np.float64)
+    for lev in range(1, levels + 1):
+        m = (ny_top << (levels - lev)) * (nx_top << (levels - lev))
+        for k in range(nshifts):
+            dy, dx = shift_of(k, sy, sx)
+            y0, y1 = overlap(height, dy)
+            x0, x1 = overlap(width, dx)
+            scales[lev, k] = bound_scale(np.int64(m), np.int64((y1 - y0) * (x1 - x0)),
+                                         np.int64(1 << lev))
     nchunks = (npairs + VERIFY_CHUNK - 1) // VERIFY_CHUNK
     for chunk in prange(nchunks):
-        qa = np.empty((height, width), dtype=np.float64)
+        boxes_a = np.empty((levels + 1, height, width), dtype=np.float64)
+        grids_b = np.empty((levels + 1, height, width), dtype=np.float64)
+        # the coarsest level as flat int64 runs: a's blocks at each shift, b's blocks
+        top_a = np.empty((nshifts, m_top), dtype=np.int64)
+        top_b = np.empty(m_top, dtype=np.int64)
+        top_sa = np.empty(nshifts, dtype=np.int64)
+        top_saa = np.empty(nshifts, dtype=np.int64)
         qb = np.empty((height, width), dtype=np.float64)
+        row = np.empty(width, dtype=np.float64)
         sat_a1 = np.empty((height + 1, width + 1), dtype=np.float64)
         sat_a2 = np.empty((height + 1, width + 1), dtype=np.float64)
         sat_b1 = np.empty((height + 1, width + 1), dtype=np.float64)
         sat_b2 = np.empty((height + 1, width + 1), dtype=np.float64)
+        qa = boxes_a[0]
+        # what a's scratch holds: image a_index quantised with (a_lo, a_exponent)
+        a_index = np.int64(-1)
+        a_lo = 0.0
+        a_exponent = 0
+        a_sat = False
+        range_index = np.int64(-1)  # the image whose range a_min, a_max hold
+        a_min = 0.0
+        a_max = 0.0
         for p in range(chunk * VERIFY_CHUNK, min(npairs, (chunk + 1) * VERIFY_CHUNK)):
             a = images_a[i[p]]
             b = images_b[j[p]]
-            lo, hi = pair_range(a, b)
+            if i[p] != range_index:
+                range_index = i[p]
+                a_min, a_max = _image_range(a)
+            b_min, b_max = _image_range(b)
+            lo = min(a_min, b_min)
+            hi = max(a_max, b_max)
             out_shift[p, 0] = 0
             out_shift[p, 1] = 0
             if not hi > lo:  # both images one constant value
@@ -584,15 +773,64 @@ def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift)
                 continue
             exponent = level_exponent(hi - lo, bits)
             scale = math.ldexp(1.0, exponent)
-            _levels_sat(a, lo, scale, qa, sat_a1, sat_a2)
-            _levels_sat(b, lo, scale, qb, sat_b1, sat_b2)
+            levels_range = quantise(hi, lo, exponent)
+            if i[p] != a_index or lo != a_lo or exponent != a_exponent:
+                a_index, a_lo, a_exponent, a_sat = i[p], lo, exponent, False
+                _quantise_into(a, lo, scale, qa)
+                if levels:
+                    _block_sums(boxes_a, levels)
+                    for k in range(nshifts):
+                        dy, dx = shift_of(k, sy, sx)
+                        _grid_gather(boxes_a[levels], gy - dy, gx - dx, top, ny_top, nx_top,
+                                     top_a[k])
+                        top_sa[k], top_saa[k] = _moments(top_a[k])
+            b_levels = False  # qb holds b's levels
+            b_sat = False
+            limit = math.inf
+            if levels:
+                limit = cut_limit(levels_range, cut)
+                _grid_sums(b, lo, scale, gy, gx, ny_top << (levels - 1), nx_top << (levels - 1),
+                           row, grids_b[1])
+                for lev in range(2, levels + 1):
+                    _grid_up(grids_b[lev - 1], ny_top << (levels - lev),
+                             nx_top << (levels - lev), grids_b[lev])
+                _grid_gather(grids_b[levels], 0, 0, 1, ny_top, nx_top, top_b)
+                top_sb, top_sbb = _moments(top_b)
             best = -1.0
             for k in range(nshifts):
                 dy, dx = shift_of(k, sy, sx)
+                if levels:
+                    cross = _dot_int(top_a[k], top_b)
+                    if block_bound(scales[levels, k], np.int64(m_top), top_sa[k], top_sb,
+                                   top_saa[k], top_sbb, cross) >= limit:
+                        continue
+                bounded = False
+                for lev in range(levels - 1, 0, -1):
+                    side = 1 << lev
+                    ny = ny_top << (levels - lev)
+                    nx = nx_top << (levels - lev)
+                    s_a, s_aa = _grid_moments(boxes_a[lev], gy - dy, gx - dx, side, ny, nx)
+                    s_b, s_bb = _grid_moments(grids_b[lev], 0, 0, 1, ny, nx)
+                    cross = _grid_cross(boxes_a[lev], grids_b[lev], gy - dy, gx - dx, side,
+                                        ny, nx)
+                    if block_bound(scales[lev, k], np.int64(ny * nx), s_a, s_b, s_aa, s_bb,
+                                   cross) >= limit:
+                        bounded = True
+                        break
+                if bounded:
+                    continue
                 y0, y1 = overlap(height, dy)
                 x0, x1 = overlap(width, dx)
-                mse = fit_mse(np.int64((y1 - y0) * (x1 - x0)),
-                              _window(sat_a1, y0, y1, x0, x1),
+                if not b_levels:
+                    _quantise_into(b, lo, scale, qb)
+                    b_levels = True
+                if not a_sat:
+                    _levels_sat(qa, sat_a1, sat_a2)
+                    a_sat = True
+                if not b_sat:
+                    _levels_sat(qb, sat_b1, sat_b2)
+                    b_sat = True
+                mse = fit_mse(np.int64((y1 - y0) * (x1 - x0)), _window(sat_a1, y0, y1, x0, x1),
                               _window(sat_b1, y0 + dy, y1 + dy, x0 + dx, x1 + dx),
                               _window(sat_a2, y0, y1, x0, x1),
                               _window(sat_b2, y0 + dy, y1 + dy, x0 + dx, x1 + dx),
@@ -601,4 +839,9 @@ def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift)
                     best = mse
                     out_shift[p, 0] = dy
                     out_shift[p, 1] = dx
-            out_residual[p] = residual_of(best, quantise(hi, lo, exponent))
+            if best < 0.0 or beyond_cut(best, levels_range, cut):
+                out_residual[p] = np.inf
+                out_shift[p, 0] = 0
+                out_shift[p, 1] = 0
+            else:
+                out_residual[p] = residual_of(best, levels_range)

@@ -22,10 +22,17 @@ import math
 import os
 
 import numpy as np
-from numba import cuda, float64, int64, uint64
+from numba import config, cuda, float64, int64, uint64
 
 from ._common import (
+    beyond_cut,
+    block_bound,
+    block_grid,
+    bound_scale,
+    coarsest_block,
+    cut_limit,
     fit_mse,
+    flipped_value,
     kth_smallest,
     level_bits,
     level_exponent,
@@ -39,6 +46,7 @@ from ._common import (
     round_shift,
     shift_limit,
     shift_of,
+    transpose_bits8,
 )
 from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 from .signatures import check as check_signature
@@ -63,6 +71,14 @@ _THUMB_AREA = THUMB * THUMB
 _CHUNK_AREA = CHUNK * THUMB
 _WORK_AREA = BLOCK * THUMB
 _COEF_AREA = BLOCK * BLOCK
+#: the plain block and the sign-flipped blocks of dihedral codes 1-3, one after the other
+_SIGN_BLOCKS = 4
+_COEFS_AREA = _SIGN_BLOCKS * _COEF_AREA
+_MIDDLE_AREA = 2 * _SIGN_BLOCKS
+#: phash_images: at most PHASH_THREADS threads a block, and registers for 3 such blocks per SM
+#: (sm_90: 80 a thread, as before the variant hashes, which would make ptxas take 86 and fit
+#: 2); no spills (tests/cuda_compile). The simulator's jit takes no launch bounds.
+_PHASH_JIT = {} if config.ENABLE_CUDASIM else {"launch_bounds": (PHASH_THREADS, 3)}
 
 
 # ---------------------------------------------------------------------------------- digest
@@ -132,21 +148,24 @@ def _pixel(img, y, x, scale_1, scale_2):
     return math.floor(v + 0.5)
 
 
-@cuda.jit
+@cuda.jit(**_PHASH_JIT)
 def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, vertical_first,
-                 clip, basis1, basis2t, dct_shift, out):
+                 clip, basis1, basis2t, dct_shift, out, out_variants):
     """Twin of cpu.phash_images: one thread block per image, fused resize + DCT + bits.
 
     The first pass runs CHUNK rows (horizontal first) or columns (vertical first) at a time
     into shared memory; each chunk is added at once into the 32x32 accumulators of the second
     pass. Every sum is an exact integer in float64 (int64 for the last DCT pass), so the order
-    of accumulation cannot change a bit.
+    of accumulation cannot change a bit. With out_variants (N, 8), the sign-flipped blocks of
+    dihedral codes 1-3 go beside the plain one, a thread per median and per block hash; codes
+    4-7 are their bit transposes (see _common).
     """
     thumb = cuda.shared.array(_THUMB_AREA, float64)
     chunk = cuda.shared.array(_CHUNK_AREA, float64)
     work = cuda.shared.array(_WORK_AREA, float64)
-    coef = cuda.shared.array(_COEF_AREA, int64)
-    middle = cuda.shared.array(2, int64)
+    coef = cuda.shared.array(_COEFS_AREA, int64)
+    middle = cuda.shared.array(_MIDDLE_AREA, int64)
+    nblocks = _SIGN_BLOCKS if out_variants.shape[1] != 0 else 1
     tid = cuda.threadIdx.x
     nthreads = cuda.blockDim.x
     height = images.shape[1]
@@ -216,13 +235,25 @@ def phash_images(images, scales, h_starts, h_weights, v_starts, v_weights, verti
                 total += int64(work[u * THUMB + x]) * int64(basis2t[x, v])
             coef[t] = total
         cuda.syncthreads()
-        if tid == 0:
-            middle[0] = kth_smallest(coef, BLOCK * BLOCK // 2 - 1)
-        if tid == min(1, nthreads - 1):
-            middle[1] = kth_smallest(coef, BLOCK * BLOCK // 2)
+        if nblocks > 1:
+            for t in range(tid, (_SIGN_BLOCKS - 1) * _COEF_AREA, nthreads):
+                coef[_COEF_AREA + t] = flipped_value(coef, BLOCK, 1 + t // _COEF_AREA,
+                                                     t % _COEF_AREA)
+            cuda.syncthreads()
+        # the two middle values of each block, one thread each
+        for job in range(tid, 2 * nblocks, nthreads):
+            blk = job // 2
+            middle[job] = kth_smallest(coef[blk * _COEF_AREA:(blk + 1) * _COEF_AREA],
+                                       _COEF_AREA // 2 - 1 + job % 2)
         cuda.syncthreads()
-        if tid == 0:
-            out[i] = pack_above_median(coef, middle[0] + middle[1])
+        for blk in range(tid, nblocks, nthreads):
+            h = pack_above_median(coef[blk * _COEF_AREA:(blk + 1) * _COEF_AREA],
+                                  middle[2 * blk] + middle[2 * blk + 1])
+            if blk == 0:
+                out[i] = h
+            if nblocks > 1:
+                out_variants[i, blk] = h
+                out_variants[i, blk + 4] = transpose_bits8(h)
         cuda.syncthreads()
 
 
@@ -339,12 +370,44 @@ def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, 
 # ------------------------------------------------------------------------ verification
 
 
+@cuda.jit(device=True)
+def _block_sum(img, r, c, s, lo, exponent):
+    # the sum of the levels over the s x s block whose top-left pixel is (r, c): exact in int64
+    acc = int64(0)
+    for y in range(r, r + s):
+        for x in range(c, c + s):
+            acc += int64(quantise(img[y, x], lo, exponent))
+    return acc
+
+
+@cuda.jit(device=True)
+def _shift_bound(a, b, s, gy, gx, ny, nx, dy, dx, scale, lo, exponent):
+    # twin of the CPU's bound at one level: b's blocks on the grid at (gy, gx), a's moved by
+    # minus the shift, their sums taken directly (the same exact integers)
+    s_a = int64(0)
+    s_b = int64(0)
+    s_aa = int64(0)
+    s_bb = int64(0)
+    s_ab = int64(0)
+    for u in range(ny):
+        for v in range(nx):
+            va = _block_sum(a, gy - dy + s * u, gx - dx + s * v, s, lo, exponent)
+            vb = _block_sum(b, gy + s * u, gx + s * v, s, lo, exponent)
+            s_a += va
+            s_b += vb
+            s_aa += va * va
+            s_bb += vb * vb
+            s_ab += va * vb
+    return block_bound(scale, int64(ny * nx), s_a, s_b, s_aa, s_bb, s_ab)
+
+
 @cuda.jit
-def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift):
+def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_shift):
     """Twin of cpu.pair_residuals: one thread per pair, the five sums of each shift taken
     directly over the overlap (no summed-area tables, no scratch). They are exact integers in
     int64, so they equal the CPU's table sums; the float steps are the shared helpers of
-    _common, with no multiply feeding an add (nothing for FMA contraction to change).
+    _common, with no multiply feeding an add (nothing for FMA contraction to change). With a
+    cut, the block-sum bounds of each shift (the CPU's grids, coarse to fine) come first.
     Simple rather than fast: coalescing and shared-memory tiles are for a session with a GPU.
     """
     height = images_a.shape[1]
@@ -353,6 +416,12 @@ def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift)
     sx = shift_limit(width, max_shift)
     bits = level_bits(height * width)
     nshifts = (2 * sy + 1) * (2 * sx + 1)
+    levels = 0
+    if cut >= 0.0:
+        while (2 << levels) <= coarsest_block(height - 2 * sy, width - 2 * sx):
+            levels += 1
+    gy, ny_top = block_grid(sy, height - sy, 1 << levels)
+    gx, nx_top = block_grid(sx, width - sx, 1 << levels)
     for p in range(cuda.grid(1), i.shape[0], cuda.gridsize(1)):
         a = images_a[i[p]]
         b = images_b[j[p]]
@@ -363,11 +432,25 @@ def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift)
             out_residual[p] = 0.0
             continue
         exponent = level_exponent(hi - lo, bits)
+        levels_range = quantise(hi, lo, exponent)
+        limit = cut_limit(levels_range, cut) if levels else math.inf
         best = -1.0
         for k in range(nshifts):
             dy, dx = shift_of(k, sy, sx)
             y0, y1 = overlap(height, dy)
             x0, x1 = overlap(width, dx)
+            n = int64((y1 - y0) * (x1 - x0))
+            bounded = False
+            lev = levels
+            while lev >= 1 and not bounded:
+                ny = ny_top << (levels - lev)
+                nx = nx_top << (levels - lev)
+                scale = bound_scale(int64(ny * nx), n, int64(1 << lev))
+                bounded = _shift_bound(a, b, 1 << lev, gy, gx, ny, nx, dy, dx, scale, lo,
+                                       exponent) >= limit
+                lev -= 1
+            if bounded:
+                continue
             s_a = int64(0)
             s_b = int64(0)
             s_aa = int64(0)
@@ -382,12 +465,17 @@ def pair_residuals(images_a, images_b, i, j, max_shift, out_residual, out_shift)
                     s_aa += qa * qa
                     s_bb += qb * qb
                     s_ab += qa * qb
-            mse = fit_mse(int64((y1 - y0) * (x1 - x0)), s_a, s_b, s_aa, s_bb, s_ab)
+            mse = fit_mse(n, s_a, s_b, s_aa, s_bb, s_ab)
             if best < 0.0 or mse < best:
                 best = mse
                 out_shift[p, 0] = dy
                 out_shift[p, 1] = dx
-        out_residual[p] = residual_of(best, quantise(hi, lo, exponent))
+        if best < 0.0 or beyond_cut(best, levels_range, cut):
+            out_residual[p] = math.inf
+            out_shift[p, 0] = 0
+            out_shift[p, 1] = 0
+        else:
+            out_residual[p] = residual_of(best, levels_range)
 
 
 # ------------------------------------------------------------------------------ launch

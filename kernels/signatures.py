@@ -49,9 +49,9 @@ def _table() -> dict[str, list[tuple[types.Type, ...]]]:
         # images, scales, bad flags: only for non-uint8 images
         "linear_scales": [(img, _f8_2, _b1_1) for img in images if img.dtype != types.uint8],
         # images, scales, h_starts, h_weights, v_starts, v_weights, vertical_first, clip,
-        # basis1, basis2t, dct_shift, out
+        # basis1, basis2t, dct_shift, out, out_variants ((N, 0) or (N, 8))
         "phash_images": [(img, _f8_2, _i8_1, _f8_2, _i8_1, _f8_2, types.boolean, types.boolean,
-                          _f8_2, _f8_2, types.int64, _u8_1) for img in images],
+                          _f8_2, _f8_2, types.int64, _u8_1, _u8_2) for img in images],
         # a, b, threshold, self_join, block_starts, block_rows, counts, out_i, out_j, out_d
         "hamming_range": [(_u8_1, _u8_1, types.int64, types.boolean, _i8_1, types.int64, _i8_1,
                            _i8_2, _i8_2, _out_d)],
@@ -63,10 +63,11 @@ def _table() -> dict[str, list[tuple[types.Type, ...]]]:
         "mih_range": [(_u8_1, types.int64, types.boolean, _i8_1, types.int64, _u8_1, _u8_1,
                        _i8_1, _u8_2, _i8_1, _i8_2, array(dt, 2), _u8_2, _i8_1, _i8_2, _i8_2,
                        _out_d) for dt in ORDER_DTYPES],
-        # images_a, images_b (one dtype, contiguous: gathered by verify.py), i, j, max_shift,
-        # out_residual, out_shift
+        # images_a, images_b (one dtype, contiguous: gathered by verify.py, or a whole host
+        # array), i, j, max_shift, cut (< 0: none), out_residual, out_shift
         "pair_residuals": [(array(dt, 3), array(dt, 3), _i8_1, _i8_1, types.int64,
-                            array(np.float64, 1), array(np.int8, 2)) for dt in VERIFY_DTYPES],
+                            types.float64, array(np.float64, 1), array(np.int8, 2))
+                           for dt in VERIFY_DTYPES],
     }
 
 

@@ -289,3 +289,57 @@ def naive_pair_score(a, b, max_shift: int = 2) -> tuple[float, tuple[int, int]]:
         if best is None or mse < best:
             best, where = mse, shift
     return math.sqrt(max(best, 0.0)) * 255.0 / (hi - lo), where
+
+
+def naive_transform(img, code: int):
+    """The transform of gpudedup.transforms code ``code`` by numpy's own flips and turns."""
+    ops = {0: lambda x: x, 1: np.fliplr, 2: np.flipud, 3: lambda x: np.rot90(x, 2),
+           4: lambda x: x.T, 5: lambda x: np.rot90(x, 1), 6: lambda x: np.rot90(x, -1),
+           7: lambda x: np.rot90(x.T, 2)}
+    return ops[int(code)](np.asarray(img))
+
+
+def naive_bound_sides(height: int, width: int, max_shift: int = 2) -> list[int]:
+    """The block sides of the cut's lower bound, coarse to fine: 2, 4, .. up to the largest
+    power of two s with 3 s within min(H - 2 sy, W - 2 sx) (sy, sx the shift limits); none when
+    that is under 6 px."""
+    sy, sx = min(max_shift, height // 8), min(max_shift, width // 8)
+    side = min(height - 2 * sy, width - 2 * sx)
+    sides = []
+    s = 2
+    while 3 * s <= side:
+        sides.append(s)
+        s *= 2
+    return sides[::-1]
+
+
+def naive_block_bounds(a, b, max_shift: int = 2):
+    """Per shift (in naive_shifts' order) and block side (naive_bound_sides' order): the lower
+    bound m * mse_blocks / (s^2 n) on the larger of the two fits' mse, in the images' units.
+
+    b's blocks: the s x s grid centred in rows [sy, H - sy) and columns [sx, W - sx), sized by
+    the coarsest side (so the finer grids subdivide it); a's blocks are b's moved by minus the
+    shift; mse_blocks is the larger of the two least-squares fits of the m block sums."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    height, width = a.shape
+    sy, sx = min(max_shift, height // 8), min(max_shift, width // 8)
+    sides = naive_bound_sides(height, width, max_shift)
+    out = []
+    for dy, dx in naive_shifts(height, width, max_shift):
+        n = (height - abs(dy)) * (width - abs(dx))
+        row = []
+        for s in sides:
+            top = sides[0]
+            span_y = (height - 2 * sy) // top * top
+            span_x = (width - 2 * sx) // top * top
+            gy = sy + (height - 2 * sy - span_y) // 2
+            gx = sx + (width - 2 * sx - span_x) // 2
+            ny, nx = span_y // s, span_x // s
+            sb = b[gy:gy + span_y, gx:gx + span_x].reshape(ny, s, nx, s).sum(axis=(1, 3))
+            sa = a[gy - dy:gy - dy + span_y, gx - dx:gx - dx + span_x].reshape(
+                ny, s, nx, s).sum(axis=(1, 3))
+            m_blocks = max(_lsq_mse(sa.ravel(), sb.ravel()), _lsq_mse(sb.ravel(), sa.ravel()))
+            row.append(ny * nx * m_blocks / (s * s * n))
+        out.append(((dy, dx), row))
+    return out

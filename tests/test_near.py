@@ -292,3 +292,22 @@ def test_rgb_sizes_and_dtypes_meet_on_a_common_grid():
             assert own.sum() >= 18, other.shape
             assert ov.verified.all() and ov.unverified is None
             assert ov.left[~own].size <= 2
+
+
+def test_saved_variants_serve_a_search_without_images(tmp_path):
+    from gpudedup.transforms import apply
+
+    rng = np.random.default_rng(23)
+    base = photo_crops(rng, 12, 72)  # 5,184 bytes: saved without pixels
+    turned = np.stack([apply(x, 1) for x in base[:6]])
+    path = tmp_path / "turned.h5"
+    gd.hash_images(turned, invariant="dihedral").save(path)
+    loaded = gd.HashSet.load(path)
+    assert loaded.pixels is None and loaded.variant_table.shape == (8, 3)
+    with pytest.warns(UserWarning, match="not verified"):
+        ov = gd.find_overlaps(base, loaded, invariant="dihedral")
+    own = ov.left == ov.right
+    assert own.sum() == 6 and (ov.transform[own] == 1).all()
+    # with the images at hand the same pairs are verified
+    ov = gd.find_overlaps(base, turned, invariant="dihedral")
+    assert (ov.left == ov.right).sum() == 6 and ov.verified.all()

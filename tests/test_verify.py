@@ -1,21 +1,29 @@
 """Pixel verification of near pairs (gpudedup.verify, kernels pair_residuals) against the naive
 least-squares reference in tests/naive.py, and the score's documented properties."""
 
+import re
+
 import h5py
 import numpy as np
 import pytest
-from gpudedup.kernels import cpu
-from naive import naive_pair_score
+from gpudedup.kernels import _common, cpu
+from naive import (
+    naive_block_bounds,
+    naive_bound_sides,
+    naive_pair_score,
+    naive_shift_mses,
+    naive_transform,
+)
 
-from gpudedup import verify
+from gpudedup import transforms, verify
 from gpudedup.errors import InputError
 
 
-def kernel_scores(a, b, i, j, max_shift=2):
+def kernel_scores(a, b, i, j, max_shift=2, cut=-1.0):
     residual = np.full(len(i), -1.0)
     shift = np.full((len(i), 2), 99, np.int8)
     cpu.pair_residuals(a, b, np.asarray(i, np.int64), np.asarray(j, np.int64), max_shift,
-                       residual, shift)
+                       float(cut), residual, shift)
     return residual, shift
 
 
@@ -236,3 +244,216 @@ def test_errors():
         verify.score_pairs(bad, None, [0], [1])
     with pytest.raises(InputError, match="backend"):
         verify.score_pairs(a, a, [0], [0], backend="gpu")
+
+
+# ------------------------------------------------------------------------ transform and cut
+
+
+def mixed_pairs(side=28, seed=0):
+    # structured pictures, their edits (copies within the cut) and look-alikes: a, b, i, j
+    rng = np.random.default_rng(seed)
+    base = smooth_images(8, side, seed).astype(float)
+    edits = np.stack([base[0], base[1] * 0.8 + 20, base[2] + rng.normal(0, 6, base[2].shape),
+                      np.roll(base[3], (1, -1), (0, 1)), base[4] + rng.normal(0, 3, base[4].shape),
+                      base[6], base[5], rng.uniform(0, 255, base[7].shape)])
+    a = base.astype(np.uint8)
+    b = np.clip(np.round(edits), 0, 255).astype(np.uint8)
+    i = np.r_[np.arange(8), rng.integers(0, 8, 24)]
+    j = np.r_[np.arange(8), rng.integers(0, 8, 24)]
+    order = np.lexsort((j, i))  # the search's order: runs of one a, as the kernel reuses a
+    return a, b, i[order], j[order]
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (16, 16), (12, 20)])
+def test_transform_matches_naive(shape):
+    rng = np.random.default_rng(shape[0])
+    a = smooth_images(6, max(shape), shape[0])[:, :shape[0], :shape[1]].copy()
+    square = shape[0] == shape[1]
+    codes = np.arange(8) if square else np.arange(4)
+    # b[k] holds the inverse transform of a picture, so transform t brings it back
+    b = np.stack([naive_transform(a[k % 6], transforms.INVERSE[codes[k % codes.size]])
+                  for k in range(12)])
+    i = np.r_[np.arange(12) % 6, rng.integers(0, 6, 20)]
+    j = np.r_[np.arange(12), rng.integers(0, 12, 20)]
+    t = np.r_[codes[np.arange(12) % codes.size], rng.choice(codes, 20)].astype(np.uint8)
+    residual, similarity, shift = verify.score_pairs(a, b, i, j, backend="cpu", transform=t)
+    assert residual[:12].tolist() == [0.0] * 12 and similarity[:12].min() == 1.0
+    for p in range(i.size):
+        ref, ref_shift = naive_pair_score(a[i[p]], naive_transform(b[j[p]], t[p]))
+        assert residual[p] == pytest.approx(ref, rel=1e-9, abs=1e-9)
+        assert tuple(shift[p]) == ref_shift
+    # the identity code changes nothing; batches, in-place and gathered sources agree
+    plain = verify.score_pairs(a, b, i, j, backend="cpu")
+    zeros = verify.score_pairs(a, b, i, j, backend="cpu", transform=np.zeros(i.size, np.uint8))
+    for x, y in zip(plain, zeros):
+        np.testing.assert_array_equal(x, y)
+    strided = np.concatenate([b, b], axis=2)[:, :, :shape[1]]  # not contiguous: gathered
+    for batch in (1, 7, None):
+        got = verify.score_pairs(a, strided, i, j, backend="cpu", transform=t,
+                                 batch_size=batch, cut=8)
+        ref = verify.score_pairs(a, b, i, j, backend="cpu", transform=t, cut=8)
+        for x, y in zip(got, ref):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_transform_and_cut_errors():
+    a = np.zeros((3, 12, 16), np.uint8)
+    square = np.zeros((3, 12, 12), np.uint8)
+    for bad, match in [([8], "codes must lie in 0..7"), ([-1], "codes must lie"),
+                       ([0.0], "integer transform codes"), ([0, 1], "1-d array of 1"),
+                       ([4], "square images"), ([7], "square images")]:
+        with pytest.raises(InputError, match="^transform: .*" + re.escape(match)):
+            verify.score_pairs(a, a, [0], [1], backend="cpu", transform=np.asarray(bad))
+    verify.score_pairs(square, None, [0], [1], backend="cpu", transform=[5])
+    for bad in (-1, -0.5, float("nan"), "8", True, [8]):
+        with pytest.raises(InputError, match="cut"):
+            verify.score_pairs(a, a, [0], [1], backend="cpu", cut=bad)
+    inf = verify.score_pairs(a, a, [0], [1], backend="cpu", cut=float("inf"))
+    assert inf[0].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("side", [28, 20, 40])
+def test_cut_keeps_pairs_within_it_exactly(side):
+    a, b, i, j = mixed_pairs(side, side)
+    residual, shift = kernel_scores(a, b, i, j)
+    assert (residual <= 8).sum() >= 5 and (residual > 20).sum() >= 5  # both kinds in there
+    for cut in (0.0, 0.5, 2.0, 8.0, 14.0, 40.0, 1e9):
+        got, got_shift = kernel_scores(a, b, i, j, cut=cut)
+        keep = residual <= cut
+        np.testing.assert_array_equal(got[keep], residual[keep])
+        np.testing.assert_array_equal(got_shift[keep], shift[keep])
+        assert np.isinf(got[~keep]).all() and (got_shift[~keep] == 0).all()
+    for p in range(i.size):
+        ref, ref_shift = naive_pair_score(a[i[p]], b[j[p]])
+        assert residual[p] == pytest.approx(ref, rel=1e-9, abs=1e-9)
+
+
+def test_cut_at_each_pairs_own_residual():
+    # a cut exactly at a pair's residual keeps it, the float below rejects it: the bound never
+    # rejects the best shift of a pair within the cut, even at the edge
+    a, b, i, j = mixed_pairs(28, 5)
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (6, 28, 28)).astype(np.uint8)
+    a = np.concatenate([a, noise])
+    b = np.concatenate([b, np.clip(noise + rng.normal(0, 40, noise.shape), 0, 255)
+                        .astype(np.uint8)])
+    i = np.r_[i, 8 + np.arange(6)]
+    j = np.r_[j, 8 + np.arange(6)]
+    residual, shift = kernel_scores(a, b, i, j)
+    for p in range(i.size):
+        got, got_shift = kernel_scores(a, b, [i[p]], [j[p]], cut=residual[p])
+        assert got[0] == residual[p] and tuple(got_shift[0]) == tuple(shift[p])
+        below = np.nextafter(residual[p], -1.0)
+        if below >= 0:
+            got, got_shift = kernel_scores(a, b, [i[p]], [j[p]], cut=below)
+            assert np.isinf(got[0]) and got_shift[0].tolist() == [0, 0]
+
+
+def test_cut_in_order_and_shuffled_agree():
+    # the kernel reuses a's tables over runs of one a: any pair order gives the same bits
+    a, b, i, j = mixed_pairs(28, 9)
+    perm = np.random.default_rng(9).permutation(i.size)
+    for cut in (-1.0, 8.0):
+        r1, s1 = kernel_scores(a, b, i, j, cut=cut)
+        r2, s2 = kernel_scores(a, b, i[perm], j[perm], cut=cut)
+        np.testing.assert_array_equal(r2, r1[perm])
+        np.testing.assert_array_equal(s2, s1[perm])
+
+
+def _helper_bounds(a, b, max_shift=2):
+    # the kernels' bound, through the _common helpers, on the pair's integer levels: per shift,
+    # (full fit_mse, [block_bound per level, coarse to fine])
+    height, width = a.shape
+    lo, hi = _common.pair_range(a, b)
+    bits = _common.level_bits(height * width)
+    e = _common.level_exponent(hi - lo, bits)
+    qa = np.array([[_common.quantise(v, lo, e) for v in r] for r in a], dtype=object)
+    qb = np.array([[_common.quantise(v, lo, e) for v in r] for r in b], dtype=object)
+    sy, sx = _common.shift_limit(height, max_shift), _common.shift_limit(width, max_shift)
+    top = _common.coarsest_block(height - 2 * sy, width - 2 * sx)
+    gy, ny_top = _common.block_grid(sy, height - sy, top)
+    gx, nx_top = _common.block_grid(sx, width - sx, top)
+    out = []
+    for k in range((2 * sy + 1) * (2 * sx + 1)):
+        dy, dx = _common.shift_of(k, sy, sx)
+        y0, y1 = _common.overlap(height, dy)
+        x0, x1 = _common.overlap(width, dx)
+        ov_a = qa[y0:y1, x0:x1]
+        ov_b = qb[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        n = ov_a.size
+        full = _common.fit_mse(n, int(ov_a.sum()), int(ov_b.sum()), int((ov_a * ov_a).sum()),
+                               int((ov_b * ov_b).sum()), int((ov_a * ov_b).sum()))
+        row = []
+        s = top
+        while s >= 2:
+            ny, nx = ny_top * top // s, nx_top * top // s
+            blk_b = qb[gy:gy + ny * s, gx:gx + nx * s].reshape(ny, s, nx, s).sum(axis=(1, 3))
+            blk_a = qa[gy - dy:gy - dy + ny * s, gx - dx:gx - dx + nx * s].reshape(
+                ny, s, nx, s).sum(axis=(1, 3))
+            scale = _common.bound_scale(ny * nx, n, s)
+            row.append(_common.block_bound(scale, ny * nx, int(blk_a.sum()), int(blk_b.sum()),
+                                           int((blk_a * blk_a).sum()),
+                                           int((blk_b * blk_b).sum()),
+                                           int((blk_a * blk_b).sum())))
+            s //= 2
+        out.append((full, row))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["noise", "smooth", "copies", "silhouette"])
+def test_block_bound_is_below_the_full_mse(kind):
+    rng = np.random.default_rng(len(kind))
+    if kind == "noise":
+        a = rng.integers(0, 256, (4, 28, 28)).astype(np.uint8)
+        b = rng.integers(0, 256, (4, 28, 28)).astype(np.uint8)
+    elif kind == "smooth":
+        a, b = smooth_images(4, 28, 1), smooth_images(4, 28, 2)
+    elif kind == "copies":  # bound and mse both small: the margin matters here
+        a = smooth_images(4, 28, 3)
+        b = np.clip(a * 0.9 + rng.normal(0, 1, a.shape) + 7, 0, 255).astype(np.uint8)
+    else:
+        a, b = silhouette_pair(seed=4)[:1].repeat(4, 0), silhouette_pair(seed=5)[1:].repeat(4, 0)
+    for p in range(4):
+        with np.errstate(over="ignore"):  # exact_det's uint64 words wrap by design
+            helper = _helper_bounds(a[p], b[p])
+        naive = naive_block_bounds(a[p], b[p])
+        mses = naive_shift_mses(a[p], b[p])
+        assert len(helper) == 25 and len(naive_bound_sides(28, 28)) == len(helper[0][1]) == 3
+        lo, hi = min(a[p].min(), b[p].min()), max(a[p].max(), b[p].max())
+        # uint8 levels are the pixels times 2**e exactly: mse scales by 4**e
+        to_levels = 4.0 ** _common.level_exponent(float(hi) - float(lo), 16)
+        for (full, bounds), (_, ref_bounds), (_, m_ba, m_ab) in zip(helper, naive, mses):
+            assert full == pytest.approx(max(m_ba, m_ab) * to_levels, rel=1e-9, abs=1e-6)
+            for bound, ref in zip(bounds, ref_bounds):
+                assert bound <= full  # the kernel's bound, as computed
+                assert ref <= max(m_ba, m_ab) * (1 + 1e-12) + 1e-12  # the mathematics
+                assert bound == pytest.approx(ref * to_levels, rel=1e-6, abs=1e-6)
+        if kind == "noise":  # block sums average white noise away: 1/s^2 of it is left
+            assert min(bounds[-1] / full for full, bounds in helper) > 0.15
+        if kind == "smooth":  # smooth pictures keep much of it even in 8 px blocks
+            assert min(bounds[0] / full for full, bounds in helper) > 0.2
+
+
+def test_bound_rejects_most_look_alikes():
+    # random look-alikes far beyond the cut: every shift bounded, nothing scored in full; the
+    # kept copies unchanged (the speed itself is measured in the benchmarks, not here)
+    a, b, i, j = mixed_pairs(28, 13)
+    residual, _ = kernel_scores(a, b, i, j)
+    got, _ = kernel_scores(a, b, i, j, cut=8.0)
+    assert ((residual <= 8) == np.isfinite(got)).all()
+
+
+def test_block_bound_is_exact_on_blockwise_constant_images():
+    # images constant on the 8 x 8 blocks, unshifted: every level's bound is the full mse but
+    # for the margin, so the bound has no slack to give and the margin keeps it below
+    rng = np.random.default_rng(17)
+    a = np.kron(rng.integers(0, 256, (3, 3)), np.ones((8, 8))).astype(np.uint8)
+    b = np.kron(rng.integers(0, 256, (3, 3)), np.ones((8, 8))).astype(np.uint8)
+    with np.errstate(over="ignore"):
+        [(full, bounds)] = _helper_bounds(a, b, max_shift=0)
+    assert len(bounds) == 3 and full > 0
+    for bound in bounds:
+        assert full * (1 - 1e-8) <= bound < full
+    residual, _ = kernel_scores(a[None], b[None], [0], [0], max_shift=0)
+    got, _ = kernel_scores(a[None], b[None], [0], [0], max_shift=0, cut=residual[0])
+    assert got[0] == residual[0]

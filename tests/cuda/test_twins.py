@@ -79,7 +79,8 @@ def test_phash_images(shape, dtype):
     cpu_out, gpu_out = run_both(
         "phash_images", n, imgs, scales, h_starts, h_weights, v_starts, v_weights,
         rs.vertical_first(height, width), uint8, rs.dct_basis(rs.DCT_BITS_1), basis2t,
-        0 if uint8 else rs.LINEAR_DCT_SHIFT, np.zeros(n, np.uint64), outs=[11])
+        0 if uint8 else rs.LINEAR_DCT_SHIFT, np.zeros(n, np.uint64), np.zeros((n, 0), np.uint64),
+        outs=[11])
     np.testing.assert_array_equal(cpu_out[0], gpu_out[0])
     assert cpu_out[0].any()
 

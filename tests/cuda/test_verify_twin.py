@@ -9,7 +9,7 @@ from gpudedup.kernels import cuda as gk
 from gpudedup import verify
 
 
-def _twins(a, b, i, j, max_shift=2):
+def _twins(a, b, i, j, max_shift=2, cut=-1.0):
     i = np.asarray(i, np.int64)
     j = np.asarray(j, np.int64)
     out = []
@@ -17,10 +17,10 @@ def _twins(a, b, i, j, max_shift=2):
         residual = np.full(i.size, -1.0)
         shift = np.full((i.size, 2), 99, np.int8)
         if run == "cpu":
-            cpu.pair_residuals(a, b, i, j, max_shift, residual, shift)
+            cpu.pair_residuals(a, b, i, j, max_shift, float(cut), residual, shift)
         else:
             gk.launch(gk.pair_residuals, "pair_residuals", i.size, a, b, i, j,
-                      np.int64(max_shift), residual, shift)
+                      np.int64(max_shift), np.float64(cut), residual, shift)
         out.append((residual, shift))
     return out
 
@@ -85,6 +85,54 @@ def test_score_pairs_cuda_equals_cpu():
     cpu_out = verify.score_pairs(pics, None, i, j, backend="cpu")
     for batch in (None, 7):
         gpu_out = verify.score_pairs(pics, None, i, j, backend="cuda", batch_size=batch)
+        for g, c in zip(gpu_out, cpu_out):
+            assert g.dtype == c.dtype
+            np.testing.assert_array_equal(g, c)
+
+
+@pytest.mark.parametrize("dtype,shape", [(np.uint8, (28, 28)), (np.float32, (16, 16)),
+                                         (np.uint16, (12, 20))])
+def test_pair_residuals_twin_with_cut(dtype, shape):
+    # block levels 8-4-2 at 28x28, 4-2 at 16x16, 2 at 12x20 (shift limits 2, 2, 1 and 2)
+    n = 4
+    pics = _pictures(n, shape, 7 + shape[1])
+    pics = (pics - pics.min()) / np.ptp(pics)
+    rng = np.random.default_rng(3)
+    other = pics[::-1] + rng.normal(0, 0.3, pics.shape)
+    other[0] = pics[0] * 0.8 + 0.1 + rng.normal(0, 0.01, shape)  # a copy within the cut
+    other[1] = np.roll(pics[1], (1, 1), (0, 1))
+    if dtype == np.float32:
+        pics, other = pics.astype(dtype), other.astype(dtype)
+    else:
+        top = 255 if dtype == np.uint8 else 60000
+        pics = np.round(pics * top).astype(dtype)
+        other = np.round(np.clip(other, 0, 1) * top).astype(dtype)
+    i = np.r_[0, 1, np.sort(rng.integers(0, n, 10))]
+    j = np.r_[0, 1, rng.integers(0, n, 10)]
+    (full, full_shift), _ = _twins(pics, other, i, j)
+    for cut in (0.0, 3.0, 8.0, float(np.median(full))):
+        (rc, sc), (rg, sg) = _twins(pics, other, i, j, cut=cut)
+        np.testing.assert_array_equal(rg, rc)
+        np.testing.assert_array_equal(sg, sc)
+        keep = full <= cut
+        np.testing.assert_array_equal(rc[keep], full[keep])
+        np.testing.assert_array_equal(sc[keep], full_shift[keep])
+        assert np.isinf(rc[~keep]).all()
+    assert 0 < (full <= 8).sum() < full.size
+
+
+def test_score_pairs_cuda_equals_cpu_with_transform_and_cut():
+    pics = np.round((_pictures(6, (16, 16), 4) + 3) * 40).astype(np.uint8)
+    rng = np.random.default_rng(4)
+    turned = np.stack([np.rot90(p, -1) for p in pics])  # transform 5 (rot90) brings it back
+    i = np.r_[np.arange(6), rng.integers(0, 6, 14)]
+    j = np.r_[np.arange(6), rng.integers(0, 6, 14)]
+    t = np.r_[np.full(6, 5), rng.integers(0, 8, 14)].astype(np.uint8)
+    cpu_out = verify.score_pairs(pics, turned, i, j, backend="cpu", transform=t, cut=8)
+    assert cpu_out[0][:6].tolist() == [0.0] * 6
+    for batch in (None, 5):
+        gpu_out = verify.score_pairs(pics, turned, i, j, backend="cuda", transform=t, cut=8,
+                                     batch_size=batch)
         for g, c in zip(gpu_out, cpu_out):
             assert g.dtype == c.dtype
             np.testing.assert_array_equal(g, c)
