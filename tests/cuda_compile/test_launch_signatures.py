@@ -9,7 +9,7 @@ import pytest
 from gpudedup.kernels import cuda as gk
 from gpudedup.kernels.signatures import IMAGE_DTYPES, SIGNATURES, signature_of
 
-from gpudedup import hashing, search, sources, verify
+from gpudedup import grid, hashing, search, sources, verify
 from gpudedup.backend import Backend
 
 
@@ -54,6 +54,11 @@ def _hash_all_dtypes(be):
         hashing.compute_hashes(sources.as_source(np.ones((3, 20, 60), dtype)[:, :, ::2], "x"),
                                be)
     hashing.compute_hashes(sources.as_source(np.ones((2, 9, 7, 3), np.uint8), "x"), be)
+    # the variant hashes of the flipped, rotated and shifted search
+    for dtype in ("uint8", "float32", "uint16"):
+        x = (rng.random((3, 16, 16)) * 100).astype(dtype)
+        hashing.compute_variant_hashes(sources.as_source(x, "x"), be, invariant="dihedral",
+                                       shifts=1)
 
 
 def _search_all(be):
@@ -69,6 +74,13 @@ def _verify_all_dtypes(be):
         x = sources.as_source((rng.random((4, 12, 10)) * 100).astype(dtype), "x")
         idx = np.array([0, 1, 3], np.int64)
         verify.verify_sources(x, x, idx, idx[::-1].copy(), be, batch_size=2)
+    # as the search calls it: a cut, per-pair transforms, views on a common grid
+    x = sources.as_source((rng.random((4, 12, 12)) * 100).astype(np.uint8), "x")
+    y = sources.as_source(rng.random((4, 24, 24)).astype(np.float32), "y")
+    view_x, view_y, _ = grid.common_grid(x, y)
+    idx = np.array([0, 1, 3], np.int64)
+    verify.verify_sources(view_x, view_y, idx, idx, be, cut=8.0,
+                          transform=np.array([0, 5, 1], np.uint8))
 
 
 def test_drivers_launch_only_table_signatures(launched):
