@@ -1,19 +1,27 @@
-"""Accuracy of near-duplicate search: planted copies in real images, and in photograph codes.
+"""Accuracy of near-duplicate search on real images: the public pipeline, beside imagehash.
 
 Run from the repository root::
 
-    python -m bench.accuracy                     # real data (all sets that are installed):
-                                                 # bench/results/accuracy-real.json + a table
-    python -m bench.accuracy --set fashion --size 20000
+    python -m bench.accuracy                     # every installed real set, the whole grid:
+                                                 # bench/results/accuracy-real.{json,md}, PNGs
+    python -m bench.accuracy --quick             # sampled sets, a small grid, < 1 minute
+    python -m bench.accuracy --set fashion --thresholds 8 --shifts 0
+    python -m bench.accuracy --diagnostics       # candidate recall per radius, reference score
     python -m bench.accuracy --set synthetic     # the photograph-code table: accuracy.json
 
 Real data (bench/realdata.py, bench/README.md "Accuracy on real data"): each base set is first
 deduplicated (exact by bytes; near: pairs at phash distance <= 4 whose reference score says
-copy), then copies of every edit kind (realdata.EDITS, and the dihedral ones measured apart)
-are planted into a second split. Per set and edit the harness measures the candidate recall of
-phash at radius r, the distinct-image pairs each radius brings, imagehash's phash at its best
-threshold, the reference verification score of copies and of distinct candidates, precision,
-recall and false pairs at score cut-offs, and the "augmented hashes" for shifted copies.
+copy), then copies of every edit kind (realdata.EDITS and the dihedral ones) are planted into a
+second split. The default run measures the public call, ``gd.find_overlaps(base, copies)`` and
+``gd.find_overlaps(base)``, at every setting of a grid (threshold, min_similarity, shifts,
+invariant): per-edit recall, precision over all reported pairs, false pairs per 10,000 images,
+wall time; ``imagehash.phash`` on the same images at its best thresholds; the recommended
+settings by a stated rule, the false pairs and missed copies there as PNGs; and ``gd.scan`` of
+Fashion-MNIST's 70,000 images from HDF5 (seconds, peak RSS) in a fresh process.
+
+``--diagnostics`` keeps the previous measurements behind the verification design: candidate
+recall of phash at radius r, the distinct-image pairs each radius brings, the reference score of
+copies and distinct candidates, and the "augmented hashes" for shifted copies.
 
 The synthetic mode (``--set synthetic``): the codes of the range-search benchmark
 (bench/data.py, ``make_codes``): crops of scikit-image photographs (bases), each with 9
@@ -217,6 +225,15 @@ def thumbnail_phash(images, inverse=None) -> np.ndarray:
     return out
 
 
+def _rel(path: Path) -> str:
+    """A path as written into the JSON: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(report.REPO))
+    except ValueError:
+        return path.name
+
+
 def _hamming(a, b) -> np.ndarray:
     return np.bitwise_count(np.asarray(a, np.uint64) ^ np.asarray(b, np.uint64)).astype(np.int64)
 
@@ -313,7 +330,7 @@ def deduplicate(images, png: Path | None = None, log=None) -> tuple[np.ndarray, 
             "near_score_histogram": {"bins": [0, 2, 4, 6, 8, 10, 12, 16, 24, "inf"],
                                      "counts": hist.tolist()},
             "near_removed": int(drop.size), "kept": int(mask.sum()),
-            "borderline_png": str(png) if png is not None else None,
+            "borderline_png": _rel(png) if png is not None else None,
             "borderline_pairs_rendered": int(min(border.size, 48))}
     return keep[mask], info
 
@@ -648,14 +665,15 @@ def markdown_real(record: dict) -> str:
     return "\n".join(out)
 
 
-def measure_all(sets, size, per_edit, score_radius, max_scored, seed, png_dir) -> dict:
-    """The real-data record: every installed set of ``sets``; missing ones say how to get them."""
+def measure_diagnostics(sets, size, per_edit, score_radius, max_scored, seed, png_dir) -> dict:
+    """The candidate and reference-score diagnostics (``--diagnostics``): every installed set
+    of ``sets``; missing ones say how to get them."""
     import time
 
     from bench import log, realdata
 
     t0 = time.perf_counter()
-    record = {"schema_version": 1, "kind": "accuracy-real", "seed": seed, "size": size,
+    record = {"schema_version": 1, "kind": "accuracy-diagnostics", "seed": seed, "size": size,
               "per_edit": per_edit, "score_radius": score_radius, "dedup_radius": DEDUP_RADIUS,
               "dedup_cut": DEDUP_CUT, "symmetry_cut": SYMMETRY_CUT, "cuts": list(CUTS),
               "edits": list(realdata.EDITS), "dihedral_edits": list(realdata.DIHEDRAL),
@@ -677,39 +695,913 @@ def measure_all(sets, size, per_edit, score_radius, max_scored, seed, png_dir) -
     return record
 
 
+# ====================================================================== the public pipeline
+#
+# gd.find_overlaps(base, copies) and gd.find_overlaps(base) at every setting of a grid, on the
+# deduplicated real sets with planted copies (bench/README.md, "The public pipeline").
+
+#: the settings measured; each (threshold, shifts, invariant) is run once, at the lowest
+#: min_similarity, and the higher ones are read off its pairs (a pure filter on similarity:
+#: checked against direct runs on every set, JSON "min_similarity_as_filter")
+GRID = {"threshold": (6, 8, 10), "min_similarity": (0.75, 0.70, 0.6875),
+        "shifts": (0, 1), "invariant": (None, "dihedral")}
+QUICK_GRID = {"threshold": (8,), "min_similarity": (0.75, 0.6875), "shifts": (0, 1),
+              "invariant": (None, "dihedral")}
+#: --quick: each base set sampled to this many images (None: all), copies per edit
+QUICK_SIZES = {"fashion": 3000, "glyphs": None, "photos64": 600, "photos128": 200,
+               "photos256": 100}
+QUICK_PER_EDIT = 15
+#: issue 15's targets at the defaults
+MUST_EDITS = ("exact", "jpeg50", "jpeg75", "jpeg90", "noise6", "bright+20", "bright-20",
+              "contrast0.8", "contrast1.2", "gamma0.75", "gamma1.33", "shift1")
+AIM_EDITS = ("shift2", "blur0.7", "crop1", "crop2")
+TARGET = {"precision": 0.97, "recall": 0.97, "aim_recall": 0.9, "false_per_10k": 1.0,
+          "dihedral_recall": 0.95}
+#: the glyphs are also measured stored as these dtypes (must give the uint8 pairs)
+GLYPH_DTYPES = ("float32", "uint16")
+PNG_LIMIT = 48
+#: sets larger than this predict the self-join's time from this many images first
+PROBE_IMAGES = 8000
+
+
+class Unavailable(RuntimeError):
+    """A setting the installed gpudedup cannot run yet (a keyword or column is missing)."""
+
+
+def _kwargs(fn, setting: dict, backend: str) -> dict:
+    """find_overlaps / scan keywords of ``setting``; Unavailable if one is not there yet."""
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    kw = {"threshold": setting["threshold"], "exact": True, "near": True, "verify": True,
+          "backend": backend}
+    for key, default in (("min_similarity", object()), ("shifts", 0), ("invariant", None)):
+        if key in params:
+            kw[key] = setting[key]
+        elif setting[key] != default:
+            raise Unavailable(f"gd.{fn.__name__} has no keyword {key!r} yet")
+    return kw
+
+
+_COLUMNS = ("left", "right", "distance", "exact", "similarity", "residual", "transform",
+            "verified")
+
+
+def _columns(ov) -> dict:
+    missing = [c for c in _COLUMNS if not hasattr(ov, c)]
+    if missing:
+        raise Unavailable(f"Overlaps has no {', '.join(missing)} yet")
+    return {c: np.asarray(getattr(ov, c)) for c in _COLUMNS}
+
+
+def _kept(cols: dict, min_similarity: float) -> np.ndarray:
+    # what find_overlaps reports at this min_similarity: exact pairs and near pairs whose
+    # similarity reaches it (an unverified pair, NaN, would be reported: counted, see JSON)
+    return cols["exact"] | ~(cols["similarity"] < np.float32(min_similarity))
+
+
+def _timed(fn, *args, **kw):
+    import gc
+    import time
+
+    gc.collect()
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t
+
+
+def setting_label(s: dict) -> str:
+    """A short name of a setting: t8 s>=0.75 sh1 D (D: invariant="dihedral")."""
+    return (f"t{s['threshold']} s>={s['min_similarity']:g} sh{s['shifts']}"
+            + (" D" if s["invariant"] else ""))
+
+
+def _expected_transform() -> dict:
+    """edit -> the transform code a pair (base, copy) should carry (a[i] = T(b[j]))."""
+    from bench.realdata import DIHEDRAL
+    from gpudedup import transforms
+
+    x = np.arange(25).reshape(5, 5)
+    out = {}
+    for name, (fn, _) in DIHEDRAL.items():
+        out[name] = next(t for t in range(len(transforms.TRANSFORMS))
+                         if np.array_equal(transforms.apply(fn(x), t), x))
+    return out
+
+
+def _score_setting(cross: dict, within: dict, source, edit, n_base: int, m: float) -> tuple:
+    """The figures of one setting from the pairs of its two calls; and which copies were found."""
+    from bench.realdata import DIHEDRAL
+
+    kc, kw = _kept(cross, m), _kept(within, m)
+    left, right = cross["left"][kc], cross["right"][kc]
+    true = source[right] == left
+    found = np.zeros(source.size, bool)
+    found[right[true]] = True
+    edits = list(dict.fromkeys(edit))
+    recall = {e: round(float(found[edit == e].mean()), 4) for e in edits}
+    tp, fc, fw = int(true.sum()), int((~true).sum()), int(kw.sum())
+    reported = tp + fc + fw
+    rec = {"recall": recall, "pairs_reported": reported, "true_pairs": tp, "false_cross": fc,
+           "false_within": fw, "precision": round(tp / reported, 4) if reported else None,
+           "false_per_10k_images": round(fw * 1e4 / n_base, 3),
+           "false_cross_per_10k_copies": round(fc * 1e4 / source.size, 3),
+           "unverified_pairs": int((~cross["verified"][kc]).sum()
+                                   + (~within["verified"][kw]).sum())}
+    if "near_identical" in cross:
+        # false pairs whose two base images the dedup rule (reference score <= DEDUP_CUT)
+        # calls copies, beyond the phash radius it looked at: copies it missed
+        fni = int((cross["near_identical"][kc] & ~true).sum()
+                  + within["near_identical"][kw].sum())
+        rec["false_near_identical"] = fni
+        rec["precision_counting_near_identical"] = (round((tp + fni) / reported, 4)
+                                                    if reported else None)
+    must = [recall[e] for e in MUST_EDITS if e in recall]
+    dih = [recall[e] for e in DIHEDRAL if e in recall]
+    rec["recall_must_min"] = min(must) if must else None
+    rec["recall_must_mean"] = round(float(np.mean(must)), 4) if must else None
+    rec["recall_dihedral_min"] = min(dih) if dih else None
+    expected = _expected_transform()
+    e_true = edit[right[true]]
+    is_dih = np.isin(e_true, list(expected))
+    if is_dih.any():
+        want = np.array([expected[e] for e in e_true[is_dih]], np.uint8)
+        rec["dihedral_found_with_planted_transform"] = round(
+            float((cross["transform"][kc][true][is_dih] == want).mean()), 4)
+    return rec, found
+
+
+def _pair_keys(cols: dict, mask, width: int) -> np.ndarray:
+    return np.sort(cols["left"][mask] * width + cols["right"][mask])
+
+
+def _mark_near_identical(base, copies, source, edit, cross: dict, within: dict) -> None:
+    """Flag each pair whose two BASE images the dedup rule calls copies (reference score <=
+    DEDUP_CUT after the matched transform): for a pair (i, copy k) the images base[i] and the copy's
+    source, moved as the copy was (its dihedral transform) and then by the pair's transform."""
+    from bench.realdata import DIHEDRAL
+    from gpudedup import transforms
+
+    def flags(left_imgs, right_imgs, tcodes):
+        if len(tcodes) == 0:
+            return np.zeros(0, bool)
+        b = np.stack([transforms.apply(x, int(t)) for x, t in zip(right_imgs, tcodes)])
+        return score_pairs(left_imgs, np.ascontiguousarray(b), np.arange(len(tcodes)),
+                           np.arange(len(tcodes))) <= DEDUP_CUT
+
+    within["near_identical"] = flags(base[within["left"]], base[within["right"]],
+                                     within["transform"])
+    false = source[cross["right"]] != cross["left"]
+    ni = np.zeros(cross["left"].size, bool)
+    idx = np.flatnonzero(false)
+    moved = [DIHEDRAL[edit[k]][0](base[source[k]]) if edit[k] in DIHEDRAL else base[source[k]]
+             for k in cross["right"][idx]]
+    if idx.size:
+        ni[idx] = flags(base[cross["left"][idx]], np.stack(moved), cross["transform"][idx])
+    cross["near_identical"] = ni
+
+
+def measure_pipeline(base, copies, source, edit, grid: dict, backend: str, budget_s: float,
+                     log=lambda m: None, check_filter: bool = True) -> tuple[list, list, dict]:
+    """Every setting of ``grid`` on one set.
+
+    Per (threshold, shifts, invariant): ``gd.find_overlaps(base, copies, ...)`` (recall, and
+    false pairs between a copy and another base image) and ``gd.find_overlaps(base, ...)``
+    (false pairs inside the deduplicated set: every pair there is false by construction), each
+    timed, at the lowest min_similarity of the grid; the figures of each min_similarity from
+    those pairs. A (shifts, invariant) whose two calls took over ``budget_s`` seconds at one
+    threshold (or whose self-join is predicted to, from PROBE_IMAGES images, N^2 scaling) is
+    not run at that and the larger thresholds. Returns the rows (one per setting), the
+    runs (one per call pair, with seconds or why skipped) and the pairs of each run.
+    """
+    import gpudedup as gd
+
+    m_low = min(grid["min_similarity"])
+    rows, runs, store = [], [], {}
+    for inv in grid["invariant"]:
+        for sh in grid["shifts"]:
+            too_slow = None
+            for t in sorted(grid["threshold"]):
+                group = {"threshold": t, "shifts": sh, "invariant": inv}
+                if too_slow:
+                    runs.append({**group, "skipped": too_slow})
+                    continue
+                try:
+                    kw = _kwargs(gd.find_overlaps, {**group, "min_similarity": m_low}, backend)
+                    # warm-up (numba compilation and caches), outside the timing
+                    gd.find_overlaps(base[:64], copies[:64], **kw)
+                    gd.find_overlaps(base[:64], **kw)
+                    if len(base) > PROBE_IMAGES:
+                        # the self-join's cost grows as N^2: predicted from a sample first
+                        probe = base[np.linspace(0, len(base) - 1, PROBE_IMAGES).astype(int)]
+                        _, tp = _timed(gd.find_overlaps, probe, **kw)
+                        predicted = tp * (len(base) / PROBE_IMAGES) ** 2
+                        if predicted > budget_s:
+                            too_slow = (f"not run: the self-join predicted to take "
+                                        f"{predicted:.0f} s (from {PROBE_IMAGES:,} images: "
+                                        f"{tp:.1f} s), over the budget of {budget_s:g} s")
+                            runs.append({**group, "skipped": too_slow})
+                            log(f"    {group}: {too_slow}")
+                            continue
+                    cross, tc = _timed(gd.find_overlaps, base, copies, **kw)
+                    within, tw = _timed(gd.find_overlaps, base, **kw)
+                    cross, within = _columns(cross), _columns(within)
+                except Unavailable as exc:
+                    runs.append({**group, "skipped": str(exc)})
+                    log(f"    {group}: skipped: {exc}")
+                    continue
+                except Exception as exc:  # work in progress in the library: say what broke
+                    runs.append({**group, "skipped": f"{type(exc).__name__}: {exc}"})
+                    log(f"    {group}: failed: {type(exc).__name__}: {exc}")
+                    continue
+                seconds = {"cross": round(tc, 3), "within": round(tw, 3),
+                           "total": round(tc + tw, 3)}
+                runs.append({**group, "min_similarity": m_low, "seconds": seconds,
+                             "cross_pairs": int(cross["left"].size),
+                             "within_pairs": int(within["left"].size)})
+                _mark_near_identical(base, copies, source, edit, cross, within)
+                store[(t, sh, inv)] = (cross, within)
+                log(f"    t={t} shifts={sh} invariant={inv}: {tc:.1f} s + {tw:.1f} s, "
+                    f"{cross['left'].size} + {within['left'].size} pairs")
+                for m in grid["min_similarity"]:
+                    setting = {**group, "min_similarity": m}
+                    rec, _ = _score_setting(cross, within, source, edit, len(base), m)
+                    rows.append({**setting, "label": setting_label(setting), **rec,
+                                 "seconds": seconds})
+                if tc + tw > budget_s:
+                    too_slow = (f"not run: threshold {t} took {tc + tw:.0f} s, over the "
+                                f"budget of {budget_s:g} s per setting")
+    filt = {}
+    if check_filter and store and len(grid["min_similarity"]) > 1:
+        # min_similarity as a pure filter: the lowest run filtered == a direct run
+        (t, sh, inv), (cross, within) = next(iter(store.items()))
+        m = max(grid["min_similarity"])
+        kw = _kwargs(gd.find_overlaps, {"threshold": t, "shifts": sh, "invariant": inv,
+                                        "min_similarity": m}, backend)
+        dc = _columns(gd.find_overlaps(base, copies, **kw))
+        dw = _columns(gd.find_overlaps(base, **kw))
+        width = max(len(base), len(copies)) + 1
+        same = all(np.array_equal(_pair_keys(d, np.ones(d["left"].size, bool), width),
+                                  _pair_keys(lo, _kept(lo, m), width))
+                   for d, lo in ((dc, cross), (dw, within)))
+        filt = {"setting": setting_label({"threshold": t, "shifts": sh, "invariant": inv,
+                                          "min_similarity": m}),
+                "filtered_from": m_low, "same_pairs": bool(same)}
+    runs.append({"min_similarity_as_filter": filt})
+    return rows, runs, store
+
+
+def imagehash_codes(images) -> np.ndarray:
+    """``imagehash.phash`` of each uint8 image, as uint64 (int(str(h), 16))."""
+    import imagehash
+    from PIL import Image
+
+    return np.array([int(str(imagehash.phash(Image.fromarray(x))), 16) for x in images],
+                    dtype=np.uint64)
+
+
+def measure_imagehash(base, copies, source, edit) -> dict:
+    """imagehash.phash on the same images at every threshold: per-edit recall, precision over
+    all pairs (copies vs base, and inside the base), false pairs per 10k; the best threshold by
+    F1 (over the non-dihedral copies) and the largest threshold with <= 1 false pair per 10k."""
+    import time
+
+    from bench.realdata import DIHEDRAL
+
+    try:
+        t = time.perf_counter()
+        hb, hc = imagehash_codes(base), imagehash_codes(copies)
+        secs = time.perf_counter() - t
+    except ImportError:
+        return {"skipped": "imagehash not installed (pip install imagehash)"}
+    d = _hamming(hc, hb[source])
+    cross = _cum(distance_histogram(hb, hc, source))
+    within = _cum(distance_histogram(hb))
+    plain = ~np.isin(edit, list(DIHEDRAL))
+    edits = list(dict.fromkeys(edit))
+    rows = []
+    for r in RADII:
+        found = d <= r
+        tp, fc, fw = int(found.sum()), int(cross[r]), int(within[r])
+        prec = tp / (tp + fc + fw) if tp + fc + fw else 1.0
+        rcl = float(found[plain].mean())
+        rows.append({"threshold": r, "precision": round(prec, 4), "recall_plain": round(rcl, 4),
+                     "f1": round(2 * prec * rcl / (prec + rcl), 4) if prec + rcl else 0.0,
+                     "recall": {e: round(float(found[edit == e].mean()), 4) for e in edits},
+                     "true_pairs": tp, "false_cross": fc, "false_within": fw,
+                     "false_per_10k_images": round(fw * 1e4 / len(base), 3),
+                     "false_cross_per_10k_copies": round(fc * 1e4 / len(copies), 3)})
+    strict = [r for r in rows if r["false_per_10k_images"] <= TARGET["false_per_10k"]
+              and r["false_cross_per_10k_copies"] <= TARGET["false_per_10k"]]
+    return {"hash_seconds": round(secs, 2), "images_hashed": int(len(base) + len(copies)),
+            "same_as_gd_phash": f"{int((hb[:200] == _gd_phash(base[:200])).sum())}/"
+                                f"{min(200, len(base))}",
+            "rows": rows, "best_f1": max(rows, key=lambda r: r["f1"])["threshold"],
+            "best_strict": strict[-1]["threshold"] if strict else None}
+
+
+def _gd_phash(images):
+    import gpudedup as gd
+
+    return gd.phash(images, backend="cpu")
+
+
+def _compare_pairs(ref_store: dict, store: dict, grid: dict, width: int) -> list:
+    """Per setting: do the pairs equal the reference's (uint8) ones?"""
+    out = []
+    for key, (cross, within) in store.items():
+        if key not in ref_store:
+            continue
+        rc, rw = ref_store[key]
+        for m in grid["min_similarity"]:
+            diff = {}
+            for part, a, b in (("cross", rc, cross), ("within", rw, within)):
+                ka, kb = _pair_keys(a, _kept(a, m), width), _pair_keys(b, _kept(b, m), width)
+                diff[part] = {"only_uint8": int(np.setdiff1d(ka, kb).size),
+                              "only_this": int(np.setdiff1d(kb, ka).size)}
+            t, sh, inv = key
+            out.append({"label": setting_label({"threshold": t, "shifts": sh, "invariant": inv,
+                                                "min_similarity": m}),
+                        "same_pairs": all(v["only_uint8"] == v["only_this"] == 0
+                                          for v in diff.values()), **diff})
+    return out
+
+
+def measure_set(name, raw, info, per_edit, grid, backend, budget_s, rng, png_dir,
+                log=lambda m: None) -> tuple[dict, dict]:
+    """One real set: dedup, plant, the grid, imagehash; and what the PNGs need later."""
+    from bench import realdata
+
+    rec = {"set": name, **info}
+    keep, rec["dedup"] = deduplicate(raw, png_dir / f"borderline-{name}.png" if png_dir else None)
+    base = raw[keep]
+    rec["base_count"] = int(len(base))
+    rec["image_shape"] = list(base.shape[1:])
+    copies, source, edit = plant(base, per_edit, rng)
+    edit = np.asarray(edit)
+    rec["planted"] = {e: int((edit == e).sum()) for e in dict.fromkeys(edit)}
+    rec["copies"] = int(len(copies))
+    log(f"  {name}: {info['raw_count']} raw, {len(base)} after dedup, {len(copies)} copies")
+    rows, runs, store = measure_pipeline(base, copies, source, edit, grid, backend, budget_s, log)
+    rec["pipeline"], rec["runs"] = rows, runs
+    rec["imagehash"] = measure_imagehash(base, copies, source, edit)
+    held = {"base": base, "copies": copies, "source": source, "edit": edit, "store": store}
+    if name == "glyphs":
+        rec["dtypes"] = {}
+        for dt in GLYPH_DTYPES:
+            log(f"  {name} as {dt}")
+            b, c = realdata.glyphs_as(base, dt), realdata.glyphs_as(copies, dt)
+            r_dt, runs_dt, s_dt = measure_pipeline(b, c, source, edit, grid, backend, budget_s,
+                                                   log, check_filter=False)
+            rec["dtypes"][dt] = {"pipeline": r_dt, "runs": runs_dt,
+                                 "pairs_vs_uint8": _compare_pairs(store, s_dt, grid,
+                                                                  max(len(b), len(c)) + 1)}
+    return rec, held
+
+
+# ------------------------------------------------------------------------ recommendation
+
+
+def recommend(sets: list, invariant) -> dict | None:
+    """The setting (among those with this ``invariant``) chosen by the rule in bench/README.md:
+    the most sets with precision >= 0.97; then the largest smallest-over-sets mean recall of
+    the must edits (plus the dihedral ones with invariant="dihedral"), to 0.01; then the
+    fewest false pairs per 10k (in the set plus per copy, summed over the sets); then the
+    least time."""
+    from bench.realdata import DIHEDRAL
+
+    if not sets:
+        return None
+    by_label = {}
+    for s in sets:
+        for row in s["pipeline"]:
+            if row["invariant"] == invariant:
+                by_label.setdefault(row["label"], []).append(row)
+    best, best_key = None, None
+    for rows in by_label.values():
+        if len(rows) != len(sets):
+            continue
+        edits = list(MUST_EDITS) + (list(DIHEDRAL) if invariant else [])
+        recall = min(float(np.mean([r["recall"][e] for e in edits if e in r["recall"]]))
+                     for r in rows)
+        key = (sum(r["precision"] is not None and r["precision"] >= TARGET["precision"]
+                   for r in rows), round(recall, 2),
+               -sum(r["false_per_10k_images"] + r["false_cross_per_10k_copies"] for r in rows),
+               -sum(r["seconds"]["total"] for r in rows))
+        if best_key is None or key > best_key:
+            best, best_key = rows[0], key
+    if best is None:
+        return None
+    return {k: best[k] for k in ("threshold", "min_similarity", "shifts", "invariant", "label")}
+
+
+def _row(s: dict, setting: dict | None) -> dict | None:
+    if setting is None:
+        return None
+    return next((r for r in s["pipeline"] if all(r[k] == setting[k] for k in
+                                                  ("threshold", "min_similarity", "shifts",
+                                                   "invariant"))), None)
+
+
+def _columns_for(record: dict) -> list[dict]:
+    """The settings shown as columns: the recommended plain one with each shifts value, and
+    the recommended dihedral one."""
+    rec = record.get("recommended") or {}
+    cols = []
+    plain = rec.get("plain")
+    if plain:
+        for sh in record["grid"]["shifts"]:
+            cols.append({**plain, "shifts": sh, "label": setting_label({**plain, "shifts": sh})})
+    dih = rec.get("dihedral")
+    if dih:
+        cols.append(dih)
+    return cols
+
+
+# ------------------------------------------------------------------------------- PNGs
+
+
+def _for_display(a, b):
+    lo = float(min(a.min(), b.min()))
+    hi = float(max(a.max(), b.max()))
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return [np.clip(np.rint((np.asarray(x, np.float64) - lo) * scale), 0, 255).astype(np.uint8)
+            for x in (a, b)]
+
+
+def render_pair_sheet(items, path: Path, cell: int = 84, cols: int = 4) -> None:
+    """A sheet of image pairs side by side, each with a caption (items: (a, b, text))."""
+    from PIL import Image, ImageDraw
+
+    items = list(items)
+    rows = max(1, -(-len(items) // cols))
+    sheet = Image.new("L", (cols * (2 * cell + 12), rows * (cell + 16)), 128)
+    draw = ImageDraw.Draw(sheet)
+    for k, (a, b, text) in enumerate(items):
+        x0, y0 = (k % cols) * (2 * cell + 12), (k // cols) * (cell + 16)
+        for m, img in enumerate(_for_display(a, b)):
+            resample = Image.NEAREST if img.shape[0] <= cell else Image.LANCZOS
+            sheet.paste(Image.fromarray(img).resize((cell, cell), resample),
+                        (x0 + m * (cell + 2), y0))
+        draw.text((x0 + 2, y0 + cell + 2), text, fill=255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def render_settings_pngs(name: str, held: dict, setting: dict, png_dir: Path) -> dict:
+    """The false pairs (all, most similar first, up to PNG_LIMIT) and a sample of the missed
+    copies (up to 3 per edit) at ``setting``, rendered; their paths relative to the repo."""
+    import gpudedup.verify as gv
+    from bench.realdata import DIHEDRAL
+    from gpudedup import transforms
+
+    key = (setting["threshold"], setting["shifts"], setting["invariant"])
+    if key not in held["store"]:
+        return {}
+    base, copies, source, edit = held["base"], held["copies"], held["source"], held["edit"]
+    cross, within = held["store"][key]
+    m = setting["min_similarity"]
+    tag = setting_label(setting).replace(" ", "_").replace(">=", "")
+    items = []
+    kc, kw = _kept(cross, m), _kept(within, m)
+    false_c = kc & (source[cross["right"]] != cross["left"])
+    for part, cols, mask, right_imgs in (("in set", within, kw, base),
+                                         ("copy", cross, false_c, copies)):
+        for p in np.flatnonzero(mask):
+            i, j, t = int(cols["left"][p]), int(cols["right"][p]), int(cols["transform"][p])
+            b = transforms.apply(right_imgs[j], t)
+            extra = f" {edit[j]}" if part == "copy" else ""
+            items.append((float(cols["similarity"][p]), base[i], b,
+                          f"{part}{extra} d={cols['distance'][p]} s={cols['similarity'][p]:.2f}"
+                          + (f" {transforms.TRANSFORMS[t]}" if t else "")))
+    items.sort(key=lambda x: -x[0])
+    out = {"false_pairs": len(items), "false_png": None, "missed": 0, "missed_png": None}
+    if items:
+        path = png_dir / f"false-{name}-{tag}.png"
+        render_pair_sheet([x[1:] for x in items[:PNG_LIMIT]], path)
+        out["false_png"] = _rel(path)
+    _, found = _score_setting(cross, within, source, edit, len(base), m)
+    missed = []
+    for e in dict.fromkeys(edit):
+        if e in DIHEDRAL and not setting["invariant"]:
+            continue
+        missed += list(np.flatnonzero((edit == e) & ~found)[:3])
+    out["missed"] = int((~found).sum())
+    if missed:
+        missed = np.asarray(missed)
+        undone = copies[missed].copy()
+        for k, idx in enumerate(missed):
+            if edit[idx] in DIHEDRAL:
+                undone[k] = DIHEDRAL[edit[idx]][1](copies[idx])
+        res, _, _ = gv.score_pairs(base, undone, source[missed], np.arange(missed.size),
+                                   backend="cpu")
+        dist = _hamming(_gd_phash(copies[missed]), _gd_phash(base[source[missed]]))
+        path = png_dir / f"missed-{name}-{tag}.png"
+        render_pair_sheet([(base[source[k]], copies[k], f"{edit[k]} d={d} res={r:.1f}")
+                           for k, d, r in zip(missed, dist, res)][:PNG_LIMIT], path)
+        out["missed_png"] = _rel(path)
+    return out
+
+
+# -------------------------------------------------------------------------- scan timing
+
+
+def _proc_status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _scan_child(path: str, warm: str, kw_json: str) -> dict:
+    """In a fresh process: gd.scan of the train/test splits of ``path`` at the keywords, after
+    one warm-up scan of ``warm`` (compilation excluded); seconds and peak resident memory."""
+    import json
+    import resource
+    import time
+
+    import gpudedup as gd
+
+    kw = json.loads(kw_json)
+
+    def splits(p):
+        return {"train": f"{p}:/train", "test": f"{p}:/test"}
+
+    t = time.perf_counter()
+    gd.scan(splits(warm), **kw)
+    warm_s = time.perf_counter() - t
+    rss_before = _proc_status_kib("VmRSS")
+    try:  # reset the peak (VmHWM) so that it measures the scan alone (Linux >= 4.0)
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        peak_reset = True
+    except OSError:
+        peak_reset = False
+    seconds = []
+    while len(seconds) < 3 and sum(seconds) < 30:  # up to 3 scans, fewer when slow
+        rep, dt = _timed(gd.scan, splits(path), **kw)
+        seconds.append(round(dt, 3))
+    peak = _proc_status_kib("VmHWM") if peak_reset else None
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pairs = sum(len(ov) for ov in rep.overlaps.values()) + sum(
+        len(ov) for ov in rep.duplicates.values())
+    return {"seconds": float(np.median(seconds)), "seconds_all": seconds,
+            "warm_up_seconds": round(warm_s, 2), "peak_rss_mib": round(peak / 1024, 1),
+            "rss_before_scan_mib": round((rss_before or 0) / 1024, 1),
+            "peak_is_scan_only": peak_reset, "pairs": int(pairs)}
+
+
+def scan_timing(settings: list[dict], backend: str, log=lambda m: None) -> dict:
+    """gd.scan of the 70,000 Fashion-MNIST images from an HDF5 file (train 60,000, test 10,000)
+    at each setting (and unverified), each in a fresh process (so that peak RSS is the scan's)."""
+    import json
+    import subprocess
+    import tempfile
+
+    import h5py
+
+    import gpudedup as gd
+    from bench import realdata
+
+    images, _ = realdata.load_fashion_mnist()
+    out = {"images": int(len(images)), "splits": {"train": 60000, "test": 10000},
+           "file": "HDF5, uint8 datasets /train (60000, 28, 28) and /test (10000, 28, 28), "
+                   "contiguous",
+           "note": "median of up to 3 scans (fewer past 30 s) after one warm-up scan of 3,500 "
+                   "images in the same process; peak RSS = VmHWM reset after the warm-up "
+                   "(so it includes the interpreter and libraries, ~rss_before_scan_mib)",
+           "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        path, warm = Path(tmp) / "fashion.h5", Path(tmp) / "warm.h5"
+        with h5py.File(path, "w") as f:
+            f["train"], f["test"] = images[:60000], images[60000:]
+        with h5py.File(warm, "w") as f:
+            f["train"], f["test"] = images[:3000], images[60000:60500]
+        todo = [(setting_label(s), s, True) for s in settings]
+        if settings:
+            todo.append((f"t{settings[0]['threshold']} unverified", settings[0], False))
+        for label, s, verify in todo:
+            try:
+                kw = _kwargs(gd.scan, s, backend)
+            except Unavailable as exc:
+                out["runs"].append({"label": label, "skipped": str(exc)})
+                continue
+            if not verify:
+                kw = {k: v for k, v in kw.items() if k != "min_similarity"} | {"verify": False}
+            proc = subprocess.run([sys.executable, "-m", "bench.accuracy", "--scan-child",
+                                   str(path), str(warm), json.dumps(kw)], cwd=report.REPO,
+                                  capture_output=True, text=True)
+            if proc.returncode:
+                out["runs"].append({"label": label, "skipped": proc.stderr.strip()[-500:]})
+                continue
+            row = {"label": label, "keywords": kw, **json.loads(proc.stdout.splitlines()[-1])}
+            log(f"  scan {label}: {row['seconds']} s, peak RSS {row['peak_rss_mib']} MiB")
+            out["runs"].append(row)
+    return out
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _f(x, spec=".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _k(x) -> str:
+    # a rate per 10,000: two decimals below 10, whole numbers above
+    return f"{x:.2f}" if x < 10 else f"{x:,.0f}"
+
+
+def markdown_pipeline(record: dict) -> str:
+    """The tables of a pipeline run (bench/results/accuracy-real.md)."""
+    from bench.realdata import DIHEDRAL
+
+    out = []
+    rec = record.get("recommended") or {}
+    cols = _columns_for(record)
+    out += ["Settings shown: " + (", ".join(c["label"] for c in cols) or "none measured")
+            + " (t: threshold, s: min_similarity, sh: shifts, D: invariant=\"dihedral\"; "
+            "recommended by the rule in bench/README.md: "
+            + ", ".join(f"{k} {v['label']}" for k, v in rec.items() if v) + ").", ""]
+    if record["sets"] and cols:
+        head = ["set (base images)", "setting", "precision", "false/10k", "false/10k copies",
+                "must-edit recall (min)", "shift2", "blur0.7", "crop1", "crop2",
+                "dihedral (min)", "seconds"]
+        out += ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+        for s in record["sets"]:
+            for c in cols:
+                r = _row(s, c)
+                if r is None:
+                    continue
+                out.append(f"| {s['set']} ({s['base_count']:,}) | {c['label']} | "
+                           f"{_f(r['precision'], '.3f')} | {_k(r['false_per_10k_images'])} | "
+                           f"{_k(r['false_cross_per_10k_copies'])} | {_f(r['recall_must_min'])} | "
+                           + " | ".join(_f(r["recall"].get(e)) for e in AIM_EDITS)
+                           + f" | {_f(r['recall_dihedral_min'])} | "
+                           f"{r['seconds']['total']:.1f} |")
+        out.append("")
+    for s in record["sets"]:
+        ih = s["imagehash"]
+        ih_cols = []
+        if "rows" in ih:
+            ih_cols.append((f"imagehash t={ih['best_f1']} (best F1)", ih["rows"][ih["best_f1"]]))
+            if ih["best_strict"] is not None:
+                ih_cols.append((f"imagehash t={ih['best_strict']} (<=1 false/10k)",
+                                ih["rows"][ih["best_strict"]]))
+        shown = [(c["label"], _row(s, c)) for c in cols]
+        shown = [(label, r) for label, r in shown if r is not None] + ih_cols
+        d = s["dedup"]
+        out += [f"### {s['set']}: {s['base_count']:,} images {tuple(s['image_shape'])} "
+                f"after dedup ({s['raw_count']:,} raw; {d['exact_removed']} exact and "
+                f"{d['near_removed']} near copies removed), {s['copies']:,} planted copies "
+                f"({max(s['planted'].values())} per edit)", ""]
+        if not shown:
+            out += ["(nothing measured)", ""]
+            continue
+        out += ["| edit | " + " | ".join(label for label, _ in shown) + " |",
+                "|---|" + "---:|" * len(shown)]
+        for e in s["planted"]:
+            mark = " (dihedral)" if e in DIHEDRAL else ""
+            out.append(f"| {e}{mark} | "
+                       + " | ".join(_f(r["recall"].get(e)) for _, r in shown) + " |")
+        out.append("| **precision** | " + " | ".join(_f(r["precision"], ".3f")
+                                                     for _, r in shown) + " |")
+        out.append("| **false pairs / 10k images (in set)** | "
+                   + " | ".join(f"{_k(r['false_per_10k_images'])}" for _, r in shown) + " |")
+        out.append("| **false pairs / 10k copies** | "
+                   + " | ".join(f"{_k(r['false_cross_per_10k_copies'])}" for _, r in shown) + " |")
+        out.append("| **of the false pairs: near-identical base images** | "
+                   + " | ".join(str(r.get("false_near_identical", "-")) if "seconds" in r
+                                else "-" for _, r in shown) + " |")
+        out.append("| **seconds (copies + in set)** | "
+                   + " | ".join(f"{r['seconds']['total']:.1f}" if "seconds" in r
+                                else f"hash {ih['hash_seconds']:.1f}" for _, r in shown) + " |")
+        out.append("")
+        grid_rows = s["pipeline"]
+        if grid_rows:
+            out += [f"Whole grid on {s['set']}:", "",
+                    "| setting | precision | false/10k | false/10k copies | false pairs "
+                    "(near-identical) | must min | must mean | shift2 | blur0.7 | crop1 | "
+                    "crop2 | dihedral min | seconds |",
+                    "|---|" + "---:|" * 12]
+            for r in grid_rows:
+                out.append(f"| {r['label']} | {_f(r['precision'], '.3f')} | "
+                           f"{_k(r['false_per_10k_images'])} | "
+                           f"{_k(r['false_cross_per_10k_copies'])} | "
+                           f"{r['false_within'] + r['false_cross']} "
+                           f"({r.get('false_near_identical', '-')}) | "
+                           f"{_f(r['recall_must_min'])} | "
+                           f"{_f(r['recall_must_mean'])} | "
+                           + " | ".join(_f(r["recall"].get(e)) for e in AIM_EDITS)
+                           + f" | {_f(r['recall_dihedral_min'])} | "
+                           f"{r['seconds']['total']:.1f} |")
+            skipped = [r for r in s["runs"] if "skipped" in r]
+            for r in skipped:
+                out.append(f"\n(t={r['threshold']} shifts={r['shifts']} "
+                           f"invariant={r['invariant']}: {r['skipped']})")
+            out.append("")
+        for dt, v in s.get("dtypes", {}).items():
+            same = [c for c in v["pairs_vs_uint8"] if c["same_pairs"]]
+            out.append(f"{s['set']} stored as {dt}: the same pairs as uint8 at {len(same)} of "
+                       f"{len(v['pairs_vs_uint8'])} settings"
+                       + "".join(f"; {c['label']}: {c['cross']['only_uint8']}+"
+                                 f"{c['within']['only_uint8']} pairs only in uint8, "
+                                 f"{c['cross']['only_this']}+{c['within']['only_this']} only "
+                                 f"in {dt}" for c in v["pairs_vs_uint8"]
+                                 if not c["same_pairs"] and c["label"] in
+                                 {x["label"] for x in cols}) + ".")
+        if s.get("dtypes"):
+            out.append("")
+        for label, p in s.get("pngs", {}).items():
+            out.append(f"PNGs at {label}: {p['false_pairs']} false pairs"
+                       + (f" ({p['false_png']})" if p["false_png"] else "")
+                       + f", {p['missed']} missed copies"
+                       + (f" (sample: {p['missed_png']})" if p["missed_png"] else "") + ".")
+        if s.get("pngs"):
+            out.append("")
+    st = record.get("scan_timing")
+    if st and st.get("runs"):
+        out += [f"gd.scan of {st['images']:,} Fashion-MNIST images from HDF5 (train/test), "
+                f"{record['machine'].get('usable_cpus')} CPUs, compile time excluded:", "",
+                "| setting | seconds | peak RSS (MiB) | RSS before (MiB) | pairs |",
+                "|---|---:|---:|---:|---:|"]
+        for r in st["runs"]:
+            if "skipped" in r:
+                out.append(f"| {r['label']} | skipped: {r['skipped'][:80]} | | | |")
+            else:
+                out.append(f"| {r['label']} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} | "
+                           f"{r['rss_before_scan_mib']:.0f} | {r['pairs']:,} |")
+        out.append("")
+    for name, why in record.get("missing", {}).items():
+        out.append(f"{name}: not measured: {why}")
+    return "\n".join(out)
+
+
+def measure_pipeline_all(sets, sizes, per_edit, grid, backend, budget_s, seed, png_dir,
+                         timing: bool) -> dict:
+    """The record of a pipeline run: every installed set of ``sets``, the recommendation, the
+    PNGs at it, the scan timing."""
+    import time
+
+    from bench import log, realdata
+
+    t0 = time.perf_counter()
+    record = {"schema_version": 2, "kind": "accuracy-real", "seed": seed, "per_edit": per_edit,
+              "backend": backend, "grid": {k: list(v) for k, v in grid.items()},
+              "budget_s_per_setting": budget_s, "dedup_radius": DEDUP_RADIUS,
+              "dedup_cut": DEDUP_CUT, "symmetry_cut": SYMMETRY_CUT, "targets": TARGET,
+              "must_edits": list(MUST_EDITS), "aim_edits": list(AIM_EDITS),
+              "edits": list(realdata.EDITS), "dihedral_edits": list(realdata.DIHEDRAL),
+              "machine": report.machine_info(), "versions": report.versions(),
+              "load_average_1min": {"start": report.load_average()},
+              "sets": [], "missing": {}, "seconds": {}}
+    held = {}
+    for name in sets:
+        rng = np.random.default_rng(seed)
+        t = time.perf_counter()
+        try:
+            raw, info = load_set(name, sizes.get(name), rng)
+        except realdata.DataMissing as exc:
+            log(f"  {name}: skipped: {exc}")
+            record["missing"][name] = str(exc)
+            continue
+        except ImportError as exc:
+            log(f"  {name}: skipped: {exc}")
+            record["missing"][name] = f"{exc}; install with: pip install scikit-image"
+            continue
+        rec, held[name] = measure_set(name, raw, info, per_edit, grid, backend, budget_s,
+                                      rng, png_dir, log)
+        record["sets"].append(rec)
+        record["seconds"][name] = round(time.perf_counter() - t, 1)
+    record["recommended"] = {"plain": recommend(record["sets"], None),
+                             "dihedral": recommend(record["sets"], "dihedral")}
+    if png_dir is not None:
+        for s in record["sets"]:
+            s["pngs"] = {}
+            for setting in record["recommended"].values():
+                if setting:
+                    try:
+                        s["pngs"][setting["label"]] = render_settings_pngs(
+                            s["set"], held[s["set"]], setting, png_dir)
+                    except Exception as exc:  # a figure never costs the measurements
+                        log(f"  PNG of {s['set']} failed: {type(exc).__name__}: {exc}")
+    if timing:
+        try:
+            record["scan_timing"] = scan_timing(_columns_for(record), backend, log)
+        except Exception as exc:  # DataMissing, or work in progress in the library
+            record["scan_timing"] = {"skipped": f"{type(exc).__name__}: {exc}"}
+    record["load_average_1min"]["end"] = report.load_average()
+    record["total_seconds"] = round(time.perf_counter() - t0, 1)
+    return record
+
+
+def _parse_list(text: str, kind):
+    def one(v):
+        return None if v.lower() in ("none", "plain") else kind(v)
+    return tuple(one(v) for v in text.split(","))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.accuracy",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--set", action="append", choices=SETS + ("synthetic",),
                         help="real set(s) to measure (repeatable; default: all real sets), "
                              "or 'synthetic' for the photograph-code table")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small run (sampled sets, a small grid, no scan timing): under "
+                             "a minute; bench/results/accuracy-real-quick.{json,md}")
     parser.add_argument("--size", type=int, default=None,
                         help="sample each real base set to this many images (default: all)")
-    parser.add_argument("--per-edit", type=int, default=300,
-                        help="planted copies per edit kind (default 300)")
+    parser.add_argument("--per-edit", type=int, default=None,
+                        help="planted copies per edit kind (default 300; quick 15)")
+    parser.add_argument("--thresholds", default=None, help="grid: comma list (default 6,8,10)")
+    parser.add_argument("--min-similarity", default=None,
+                        help="grid: comma list (default 0.75,0.70,0.6875)")
+    parser.add_argument("--shifts", default=None, help="grid: comma list (default 0,1)")
+    parser.add_argument("--invariant", default=None,
+                        help="grid: comma list of none/dihedral (default none,dihedral)")
+    parser.add_argument("--budget", type=float, default=300.0,
+                        help="a (shifts, invariant) whose calls take longer than this many "
+                             "seconds at one threshold is not run at larger ones (default 300)")
+    parser.add_argument("--backend", default="cpu", help="gpudedup backend (default cpu)")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="skip the gd.scan timing of Fashion-MNIST from HDF5")
+    parser.add_argument("--diagnostics", action="store_true",
+                        help="instead: the candidate and reference-score diagnostics "
+                             "(bench/results/accuracy-diagnostics.json)")
     parser.add_argument("--score-radius", type=int, default=10,
-                        help="distinct candidates up to this phash radius are scored")
+                        help="diagnostics: distinct candidates up to this radius are scored")
     parser.add_argument("--max-scored", type=int, default=3_000_000,
-                        help="score at most this many distinct candidates per kind (a uniform "
-                             "sample beyond, weighted)")
-    parser.add_argument("--png-dir", type=Path, default=report.RESULTS_DIR / "accuracy-png")
+                        help="diagnostics: score at most this many distinct candidates per "
+                             "kind (a uniform sample beyond, weighted)")
+    parser.add_argument("--png-dir", type=Path, default=None,
+                        help="where the PNGs go (default bench/results/accuracy-png; quick: "
+                             "none unless given)")
     parser.add_argument("--bases", type=int, default=20_000, help="synthetic: base images")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the JSON (the markdown goes beside it, .md)")
+    parser.add_argument("--markdown-from", type=Path, default=None,
+                        help="only rewrite the tables (.md beside it) from a pipeline JSON")
+    parser.add_argument("--scan-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.markdown_from:
+        import json
+
+        record = json.loads(args.markdown_from.read_text())
+        record["table_markdown"] = markdown_pipeline(record)
+        report.write(record, args.markdown_from)
+        args.markdown_from.with_suffix(".md").write_text(record["table_markdown"] + "\n")
+        print(record["table_markdown"])
+        return 0
+    if args.scan_child:
+        import json
+
+        print(json.dumps(_scan_child(*args.scan_child)))
+        return 0
+    md = None
+    if args.png_dir is None and not args.quick:
+        args.png_dir = report.RESULTS_DIR / "accuracy-png"
     if args.set == ["synthetic"]:
         record = measure_synthetic(args.bases, args.seed)
         record["table_markdown"] = markdown_synthetic(record)
         out = args.out or report.RESULTS_DIR / "accuracy.json"
+    elif args.diagnostics:
+        sets = [s for s in (args.set or SETS) if s != "synthetic"]
+        record = measure_diagnostics(sets, args.size, args.per_edit or 300, args.score_radius,
+                                     args.max_scored, args.seed, args.png_dir)
+        record["table_markdown"] = markdown_real(record)
+        out = args.out or report.RESULTS_DIR / "accuracy-diagnostics.json"
     else:
         sets = [s for s in (args.set or SETS) if s != "synthetic"]
-        record = measure_all(sets, args.size, args.per_edit, args.score_radius,
-                             args.max_scored, args.seed, args.png_dir)
-        record["table_markdown"] = markdown_real(record)
-        out = args.out or report.RESULTS_DIR / "accuracy-real.json"
+        grid = dict(QUICK_GRID if args.quick else GRID)
+        for key, text, kind in (("threshold", args.thresholds, int),
+                                ("min_similarity", args.min_similarity, float),
+                                ("shifts", args.shifts, int), ("invariant", args.invariant, str)):
+            if text:
+                grid[key] = _parse_list(text, kind)
+        sizes = dict(QUICK_SIZES) if args.quick else {}
+        if args.size is not None:
+            sizes = dict.fromkeys(SETS, args.size)
+        per_edit = args.per_edit or (QUICK_PER_EDIT if args.quick else 300)
+        record = measure_pipeline_all(sets, sizes, per_edit, grid, args.backend, args.budget,
+                                      args.seed, args.png_dir,
+                                      timing=not (args.quick or args.no_timing))
+        record["quick"] = bool(args.quick)
+        record["table_markdown"] = markdown_pipeline(record)
+        out = args.out or report.RESULTS_DIR / ("accuracy-real-quick.json" if args.quick
+                                                else "accuracy-real.json")
+        md = out.with_suffix(".md")
     report.write(record, out)
+    if md is not None:
+        md.write_text(record["table_markdown"] + "\n")
     print(record["table_markdown"])
-    print(f"wrote {out}", file=sys.stderr)
+    print(f"wrote {out}" + (f" and {md}" if md else ""), file=sys.stderr)
     return 0
 
 

@@ -52,8 +52,10 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_fashion_mnist(root: Path = FASHION_DIR) -> tuple[np.ndarray, np.ndarray]:
-    """All 70,000 Fashion-MNIST images (train then test) as uint8 (N, 28, 28), and labels."""
+def load_fashion_mnist(root: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All 70,000 Fashion-MNIST images (train then test) as uint8 (N, 28, 28), and labels
+    (from ``root``, default FASHION_DIR)."""
+    root = FASHION_DIR if root is None else root
     names = ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz",
              "train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
     missing = [n for n in names if not (Path(root) / n).exists()]
@@ -65,10 +67,11 @@ def load_fashion_mnist(root: Path = FASHION_DIR) -> tuple[np.ndarray, np.ndarray
             np.concatenate(imgs[2:]).astype(np.int64))
 
 
-def font_files(dirs=FONT_DIRS) -> list[Path]:
-    """Every .ttf/.otf file under ``dirs``, sorted (so a run is reproducible)."""
+def font_files(dirs=None) -> list[Path]:
+    """Every .ttf/.otf file under ``dirs`` (default FONT_DIRS), sorted (so a run is
+    reproducible)."""
     out = []
-    for d in dirs:
+    for d in FONT_DIRS if dirs is None else dirs:
         for base, _, files in os.walk(d):
             out += [Path(base) / f for f in files if f.lower().endswith((".ttf", ".otf"))]
     return sorted(out)

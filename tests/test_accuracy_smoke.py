@@ -76,3 +76,56 @@ def test_edits_and_harness_end_to_end(tmp_path):
         rec["thumbnail_phash_equals_gd_phash"].split("/")[1]
     assert (tmp_path / "borderline-smoke.png").exists()
     assert "smoke" in accuracy.markdown_real({"sets": [rec]})
+
+
+# ------------------------------------------------------------- the public pipeline harness
+
+SMALL_GRID = {"threshold": (8,), "min_similarity": (0.75, 0.6875), "shifts": (0,),
+              "invariant": (None,)}
+
+
+def test_pipeline_harness_end_to_end(tmp_path):
+    base = _images(24)
+    raw = np.concatenate([base, base[:2]])
+    rec, held = accuracy.measure_set("smoke", raw, {"raw_count": len(raw)}, per_edit=3,
+                                     grid=SMALL_GRID, backend="cpu", budget_s=60.0,
+                                     rng=np.random.default_rng(0), png_dir=tmp_path)
+    assert rec["dedup"]["exact_removed"] == 2
+    rows = {r["label"]: r for r in rec["pipeline"]}
+    assert set(rows) == {"t8 s>=0.75 sh0", "t8 s>=0.6875 sh0"}
+    for r in rows.values():
+        assert r["recall"]["exact"] == 1.0  # exact copies are always found
+        assert 0 <= r["precision"] <= 1
+        assert r["true_pairs"] + r["false_cross"] + r["false_within"] == r["pairs_reported"]
+        assert 0 <= r["false_near_identical"] <= r["false_cross"] + r["false_within"]
+    # a lower min_similarity never reports fewer pairs
+    assert rows["t8 s>=0.6875 sh0"]["pairs_reported"] >= rows["t8 s>=0.75 sh0"]["pairs_reported"]
+    # min_similarity is a pure filter on one run's pairs (what the harness relies on)
+    assert rec["runs"][-1]["min_similarity_as_filter"]["same_pairs"]
+    ih = rec["imagehash"]
+    if "rows" in ih:
+        assert ih["rows"][0]["recall"]["exact"] == 1.0
+        assert ih["same_as_gd_phash"].split("/")[0] == ih["same_as_gd_phash"].split("/")[1]
+    record = {"sets": [rec], "grid": SMALL_GRID, "missing": {"fashion": "not installed"},
+              "machine": {}}
+    record["recommended"] = {"plain": accuracy.recommend(record["sets"], None),
+                             "dihedral": accuracy.recommend(record["sets"], "dihedral")}
+    assert record["recommended"]["plain"]["label"] in rows
+    assert record["recommended"]["dihedral"] is None
+    pngs = accuracy.render_settings_pngs("smoke", held, record["recommended"]["plain"], tmp_path)
+    assert pngs["missed"] >= 0
+    md = accuracy.markdown_pipeline(record)
+    assert "smoke" in md and "| exact |" in md and "fashion: not measured" in md
+
+
+def test_quick_skips_missing_sets(tmp_path, monkeypatch):
+    # no apt data: the set is skipped with how to install it, and the run still ends well
+    monkeypatch.setattr(realdata, "FASHION_DIR", tmp_path / "nowhere")
+    out = tmp_path / "acc.json"
+    assert accuracy.main(["--quick", "--set", "fashion", "--out", str(out)]) == 0
+    import json
+
+    record = json.loads(out.read_text())
+    assert "apt-get install dataset-fashion-mnist" in record["missing"]["fashion"]
+    assert record["sets"] == [] and record["quick"] is True
+    assert "fashion: not measured" in out.with_suffix(".md").read_text()
