@@ -388,20 +388,22 @@ def block_bound(scale, m, s_a, s_b, s_aa, s_bb, s_ab):
 
 @register_jitable
 def cut_limit(levels_range, cut):
-    """An mse whose residual is above ``cut`` (inf for no cut, ``cut`` < 0): a shift whose bound
-    reaches it has a residual above the cut, as residual_of is monotone. Within a relative
-    2**-23 of the least such mse; products only (no FMA on CUDA), so both twins agree."""
-    if cut < 0.0:
-        return math.inf
+    """An mse whose residual is above ``cut`` (inf for no cut: ``cut`` < 0, inf or NaN): a shift
+    whose bound reaches it has a residual above the cut, as residual_of is monotone. Within a
+    relative 2**-23 of the least such mse; products only (no FMA on CUDA), so both twins agree."""
+    if not (cut >= 0.0 and cut < math.inf and levels_range > 0.0):
+        return math.inf  # no cut (or NaN), or a pair of one level: every residual is 0
     root = cut * levels_range / 255.0
     limit = max(math.ldexp(1.0, -1000), root * root)
-    while not residual_of(limit, levels_range) > cut:
+    for _ in range(64):  # the estimate is a few roundings off: one or two steps
+        if residual_of(limit, levels_range) > cut:
+            return limit
         limit = limit * (1.0 + 2.0**-23)
-    return limit
+    return math.inf
 
 
 @register_jitable
 def beyond_cut(mse, levels_range, cut):
-    """Whether an mse (or a lower bound on one) puts the residual above ``cut`` (no cut when
-    ``cut`` < 0). residual_of is monotone, so a bound above the cut proves the residual is."""
+    """Whether an mse puts the residual above ``cut`` (no cut when ``cut`` < 0 or NaN; the
+    kept pairs' own test, after the bounds)."""
     return cut >= 0.0 and residual_of(mse, levels_range) > cut

@@ -417,7 +417,7 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
     bits = level_bits(height * width)
     nshifts = (2 * sy + 1) * (2 * sx + 1)
     levels = 0
-    if cut >= 0.0:
+    if cut >= 0.0 and cut < math.inf:
         while (2 << levels) <= coarsest_block(height - 2 * sy, width - 2 * sx):
             levels += 1
     gy, ny_top = block_grid(sy, height - sy, 1 << levels)

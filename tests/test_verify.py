@@ -457,3 +457,19 @@ def test_block_bound_is_exact_on_blockwise_constant_images():
     residual, _ = kernel_scores(a[None], b[None], [0], [0], max_shift=0)
     got, _ = kernel_scores(a[None], b[None], [0], [0], max_shift=0, cut=residual[0])
     assert got[0] == residual[0]
+
+
+def test_kernel_cut_edge_values():
+    # no cut (negative, inf, NaN) scores every pair; a pair of one level (a range far below
+    # 2**-1000, e capped) scores 0 within any cut; all terminate
+    a, b, i, j = mixed_pairs(28, 21)
+    residual, shift = kernel_scores(a, b, i, j)
+    for none in (-1.0, np.inf, np.nan):
+        got, got_shift = kernel_scores(a, b, i, j, cut=none)
+        np.testing.assert_array_equal(got, residual)
+        np.testing.assert_array_equal(got_shift, shift)
+    tiny = np.zeros((2, 28, 28))
+    tiny[1, 3, 4] = 1e-310
+    for cut in (0.0, 8.0):
+        got, _ = kernel_scores(tiny, tiny, [0, 1], [1, 1], cut=cut)
+        assert got.tolist() == [0.0, 0.0]

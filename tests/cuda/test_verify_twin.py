@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from gpudedup.kernels import cpu
 from gpudedup.kernels import cuda as gk
+from numba import cuda
 
 from gpudedup import verify
 
@@ -136,3 +137,74 @@ def test_score_pairs_cuda_equals_cpu_with_transform_and_cut():
         for g, c in zip(gpu_out, cpu_out):
             assert g.dtype == c.dtype
             np.testing.assert_array_equal(g, c)
+
+
+def _cpu_bounds(a, b, max_shift=2):
+    # the CPU kernel's bounds of one pair, per shift and level (coarse to fine), from its own
+    # helpers: a's block tables, b's grid sums built up from 2 x 2 blocks
+    from gpudedup.kernels import _common as c
+
+    height, width = a.shape
+    lo, hi = c.pair_range(a, b)
+    e = c.level_exponent(hi - lo, c.level_bits(height * width))
+    scale = 2.0 ** e
+    sy, sx = c.shift_limit(height, max_shift), c.shift_limit(width, max_shift)
+    top = c.coarsest_block(height - 2 * sy, width - 2 * sx)
+    levels = top.bit_length() - 1
+    gy, ny_top = c.block_grid(sy, height - sy, top)
+    gx, nx_top = c.block_grid(sx, width - sx, top)
+    boxes = np.empty((levels + 1, height, width))
+    cpu._quantise_into(a, lo, scale, boxes[0])
+    cpu._block_sums(boxes, levels)
+    grids = np.empty((levels + 1, height, width))
+    cpu._grid_sums(b, lo, scale, gy, gx, ny_top << (levels - 1), nx_top << (levels - 1),
+                   np.empty(width), grids[1])
+    for lev in range(2, levels + 1):
+        cpu._grid_up(grids[lev - 1], ny_top << (levels - lev), nx_top << (levels - lev),
+                     grids[lev])
+    out = np.zeros(((2 * sy + 1) * (2 * sx + 1), levels))
+    for k in range(out.shape[0]):
+        dy, dx = c.shift_of(k, sy, sx)
+        n = (height - abs(dy)) * (width - abs(dx))
+        for col, lev in enumerate(range(levels, 0, -1)):
+            ny, nx = ny_top << (levels - lev), nx_top << (levels - lev)
+            va = np.empty(ny * nx, np.int64)
+            vb = np.empty(ny * nx, np.int64)
+            cpu._grid_gather(boxes[lev], gy - dy, gx - dx, 1 << lev, ny, nx, va)
+            cpu._grid_gather(grids[lev], 0, 0, 1, ny, nx, vb)
+            s_a, s_aa = cpu._moments(va)
+            s_b, s_bb = cpu._moments(vb)
+            out[k, col] = c.block_bound(c.bound_scale(ny * nx, n, 1 << lev), ny * nx, s_a, s_b,
+                                        s_aa, s_bb, cpu._dot_int(va, vb))
+    return out, (gy, gx, ny_top, nx_top, levels, lo, e)
+
+
+@cuda.jit
+def _bounds_kernel(a, b, gy, gx, ny_top, nx_top, levels, lo, e, sy, sx, out):
+    # each shift's bounds, coarse to fine, through the twin's device function
+    k = cuda.grid(1)
+    if k < out.shape[0]:
+        dy, dx = gk.shift_of(k, sy, sx)
+        n = (a.shape[0] - abs(dy)) * (a.shape[1] - abs(dx))
+        for col in range(levels):
+            lev = levels - col
+            ny = ny_top << (levels - lev)
+            nx = nx_top << (levels - lev)
+            scale = gk.bound_scale(ny * nx, n, 1 << lev)
+            out[k, col] = gk._shift_bound(a, b, 1 << lev, gy, gx, ny, nx, dy, dx, scale, lo, e)
+
+
+def test_bounds_twin():
+    # the CUDA twin's bound (its device function) against the CPU's, value for value
+    rng = np.random.default_rng(8)
+    for dtype, shape in ((np.uint8, (28, 28)), (np.float32, (16, 20))):
+        pics = _pictures(2, shape, shape[1])
+        pics = (pics - pics.min()) / np.ptp(pics) * 200 + rng.normal(0, 5, pics.shape)
+        pics = pics.astype(dtype) if dtype == np.float32 else np.clip(pics, 0, 255).astype(dtype)
+        ref, (gy, gx, ny, nx, levels, lo, e) = _cpu_bounds(pics[0], pics[1])
+        got = np.full_like(ref, -1.0)
+        sy, sx = min(2, shape[0] // 8), min(2, shape[1] // 8)
+        _bounds_kernel[1, ref.shape[0]](pics[0], pics[1], gy, gx, ny, nx, levels, lo, e, sy, sx,
+                                        got)
+        np.testing.assert_array_equal(got, ref)
+        assert (ref > 0).all()
