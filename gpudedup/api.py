@@ -23,7 +23,7 @@ from .hashing import hash_source
 from .hashset import HashSet
 from .labels import check_labels
 from .layout import SplitSpec
-from .matching import NearOptions, near_pairs
+from .matching import NearOptions, empty_extras, near_pairs
 from .results import Overlaps, Report, SplitInfo
 from .search import concat_columns, digest_pairs, sort_columns, verify_pairs
 from .sources import ImageSource, as_source, split_h5_path
@@ -125,10 +125,8 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
         extra = {"i": mi, "j": mj,
                  "distance": np.bitwise_count(ha.phashes[mi] ^ other.phashes[mj]).astype(
                      np.uint8),
-                 "exact": np.ones(mi.size, bool), "similarity": np.ones(mi.size, np.float32),
-                 "residual": np.zeros(mi.size), "shift": np.zeros((mi.size, 2), np.int8),
-                 "transform": np.zeros(mi.size, np.uint8),
-                 "offset": np.zeros((mi.size, 2), np.int8), "verified": np.ones(mi.size, bool)}
+                 **empty_extras(mi.size), "exact": np.ones(mi.size, bool)}
+        # (similarity, residual and verified of exact pairs are set below)
         cols = sort_columns(concat_columns([cols, extra]))
     # exact copies are exact whatever their variant: byte-identical, similarity 1
     ex = cols["exact"]

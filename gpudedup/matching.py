@@ -61,7 +61,8 @@ def why_unverifiable(ha, hb) -> str | None:
     return None
 
 
-def _empty_extras(count: int) -> dict:
+def empty_extras(count: int) -> dict:
+    """:data:`EXTRA_COLUMNS` for ``count`` unverified, untransformed pairs."""
     return {"similarity": np.full(count, np.nan, np.float32),
             "residual": np.full(count, np.nan, np.float64),
             "shift": np.zeros((count, 2), np.int8),
@@ -91,7 +92,7 @@ def resident(hs, candidates: int) -> ImageSource | None:
 def _scorer(ha, hb, opts: NearOptions, be, verified: bool):
     # refine(i, j, d, transform, offset) -> the kept columns of one launch
     def refine(i, j, d, transform, offset):
-        cols = {"i": i, "j": j, "distance": d, **_empty_extras(i.size)}
+        cols = {"i": i, "j": j, "distance": d, **empty_extras(i.size)}
         cols["transform"], cols["offset"] = transform, offset
         if not verified or i.size == 0:
             return cols
@@ -177,10 +178,7 @@ def _lowest_distance(i, j, transform, d) -> np.ndarray:
 def _best_per_pair(cols: dict) -> dict:
     # one row per (i, j): the most similar variant, then the plainest transform, then the
     # nearest hash (unverified rows: the nearest hash)
-    for key in EXTRA_COLUMNS:
-        if key not in cols:
-            cols.update({k: v for k, v in _empty_extras(cols["i"].size).items()
-                         if k not in cols})
+    cols = {**empty_extras(cols["i"].size), **cols}  # no launch at all: no extra columns yet
     if cols["i"].size == 0:
         return cols
     similarity = np.nan_to_num(cols["similarity"].astype(np.float64), nan=-1.0)

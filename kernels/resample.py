@@ -47,6 +47,24 @@ def _sinc(x: float) -> float:
     return math.sin(x) / x
 
 
+def _coefficients(in_size: int, out_size: int):
+    # precompute_coeffs in Resample.c, operation for operation: per output sample, its first
+    # input sample and the Lanczos-3 taps normalised to sum to one (double precision)
+    scale = float(in_size) / out_size
+    filterscale = max(scale, 1.0)
+    support = 3.0 * filterscale
+    inv = 1.0 / filterscale
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        taps = [_lanczos((x + xmin - center + 0.5) * inv) for x in range(xmax)]
+        total = 0.0
+        for w in taps:
+            total += w
+        yield xx, xmin, [w / total if total != 0.0 else w for w in taps]
+
+
 @lru_cache(maxsize=256)
 def lanczos_taps(in_size: int, out_size: int = THUMB,
                  exact_sum: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -67,24 +85,11 @@ def lanczos_taps(in_size: int, out_size: int = THUMB,
         starts.setflags(write=False)
         weights.setflags(write=False)
         return starts, weights
-    # precompute_coeffs in Resample.c, operation for operation
-    scale = float(in_size) / out_size
-    filterscale = max(scale, 1.0)
-    support = 3.0 * filterscale
-    ksize = int(math.ceil(support)) * 2 + 1
+    ksize = int(math.ceil(3.0 * max(float(in_size) / out_size, 1.0))) * 2 + 1
     starts = np.zeros(out_size, dtype=np.int64)
     weights = np.zeros((out_size, ksize), dtype=np.float64)
-    inv = 1.0 / filterscale
-    for xx in range(out_size):
-        center = (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size) - xmin
-        taps = [_lanczos((x + xmin - center + 0.5) * inv) for x in range(xmax)]
-        total = 0.0
-        for w in taps:
-            total += w
-        for x, w in enumerate(taps):
-            k = w / total if total != 0.0 else w
+    for xx, xmin, coefficients in _coefficients(in_size, out_size):
+        for x, k in enumerate(coefficients):
             # normalize_coeffs_8bpc: round half away from zero, truncate toward zero
             scaled = k * (1 << RESAMPLE_BITS)
             weights[xx, x] = int(scaled - 0.5) if k < 0 else int(scaled + 0.5)
@@ -178,22 +183,10 @@ def lanczos_matrix(in_size: int, out_size: int) -> np.ndarray:
         matrix = np.eye(out_size)
         matrix.setflags(write=False)
         return matrix
-    scale = float(in_size) / out_size
-    filterscale = max(scale, 1.0)
-    support = 3.0 * filterscale
-    inv = 1.0 / filterscale
     matrix = np.zeros((out_size, in_size), dtype=np.float64)
-    for xx in range(out_size):
-        # precompute_coeffs in Resample.c, as lanczos_taps, stopping before the rounding
-        center = (xx + 0.5) * scale
-        xmin = max(int(center - support + 0.5), 0)
-        xmax = min(int(center + support + 0.5), in_size) - xmin
-        taps = [_lanczos((x + xmin - center + 0.5) * inv) for x in range(xmax)]
-        total = 0.0
-        for w in taps:
-            total += w
-        for x, w in enumerate(taps):
-            matrix[xx, xmin + x] = w / total if total != 0.0 else w
+    # the coefficients of lanczos_taps, stopping before the fixed-point rounding
+    for xx, xmin, coefficients in _coefficients(in_size, out_size):
+        matrix[xx, xmin:xmin + len(coefficients)] = coefficients
     matrix.setflags(write=False)
     return matrix
 
