@@ -706,7 +706,10 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
     term. With a cut, each shift is first bounded from below on block sums, coarse to fine
     (_common.block_bound), and scored in full only if no bound exceeds the cut: a shift whose
     bound does cannot be the best of a pair within the cut, so the kept pairs are unchanged.
-    Consecutive pairs of one image a quantised alike (the search's pairs come sorted by i)
+    Later shifts are bounded against the best full score so far as well (a bound at or above
+    it cannot win), which leaves the answer unchanged and makes a near-identical pair cost
+    about one full score instead of one per shift (the CUDA twin scores every such shift; the
+    results are the same). Consecutive pairs of one image a quantised alike (the search's pairs come sorted by i)
     share a's levels, block sums and tables.
     """
     npairs = i.shape[0]
@@ -799,6 +802,11 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
             best = -1.0
             for k in range(nshifts):
                 dy, dx = shift_of(k, sy, sx)
+                # a shift whose bound reaches the best so far cannot beat it (ties go to the
+                # earlier shift), so it is bounded against that too: a copy's other shifts end
+                # at the coarse blocks. The kept pairs and their scores are unchanged.
+                if best >= 0.0 and best < limit:
+                    limit = best
                 if levels:
                     cross = _dot_int(top_a[k], top_b)
                     if block_bound(scales[levels, k], np.int64(m_top), top_sa[k], top_sb,
