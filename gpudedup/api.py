@@ -11,6 +11,7 @@ import numpy as np
 from . import backend as backends
 from .checks import (
     check_batch_size,
+    check_count,
     check_invariant,
     check_share,
     check_shifts,
@@ -19,12 +20,13 @@ from .checks import (
 )
 from .cleaning import DEFAULT_MAX_REMOVED, CleanPlan, plan_clean, write_clean
 from .errors import InputError, InputTypeError
+from .groups import exact_classes, representatives
 from .hashing import hash_source
 from .hashset import HashSet
 from .labels import check_labels
 from .layout import SplitSpec
 from .matching import NearOptions, empty_extras, near_pairs
-from .results import Overlaps, Report, SplitInfo
+from .results import MAX_PAIRS, Overlaps, Report, SplitInfo
 from .search import concat_columns, digest_pairs, sort_columns, verify_pairs
 from .sources import ImageSource, as_source, split_h5_path
 
@@ -89,10 +91,27 @@ def _with_variants(hs: HashSet, invariant, shifts: int, be, *, batch_size=None,
     return out
 
 
+def _classes(hs: HashSet, name: str, *, exact: bool, verify: bool) -> np.ndarray | None:
+    # each image's representative among its identical images (None: no two alike), once per
+    # HashSet: a scan uses one split's classes for its duplicates and for every leak search
+    if not exact or hs.digests is None:
+        return None
+    cache = hs.__dict__.setdefault("_classes", {})
+    if verify not in cache:
+        cache[verify] = exact_classes(hs.digests, hs.source, verify=verify, name=name)
+    return cache[verify]
+
+
+def _pixels_of(hs: HashSet):
+    # what a report shows and a clean verifies against: the source, or the saved pixels
+    images = hs.images
+    return images if images is not None else hs.source
+
+
 def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, threshold: int,
               exact: bool, near: bool, verify: bool, be, strategy: str,
               min_similarity: float = DEFAULT_MIN_SIMILARITY,
-              progress: bool = False) -> Overlaps:
+              progress: bool = False, max_pairs: int = MAX_PAIRS) -> Overlaps:
     self_join = hb is None
     other = ha if self_join else hb
     width = max(other.count, 1)
@@ -100,20 +119,34 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
         warnings.warn(f"{names[0]}, {names[1]}: phashes made with different Pillow resize "
                       f"orders ({ha.convention} vs {other.convention}); distances may be off",
                       stacklevel=3)
+    # identical images are classes: the searches run on one representative of each, and
+    # the Overlaps stands for the pairs of their members (groups.py)
+    rep_a = _classes(ha, names[0], exact=exact, verify=verify)
+    rep_b = rep_a if self_join else _classes(other, names[1], exact=exact, verify=verify)
+    reps_a = None if rep_a is None else representatives(rep_a, ha.count)
+    reps_b = None if rep_b is None else representatives(rep_b, other.count)
     ei = ej = np.empty(0, np.int64)
-    if exact and ha.digests is not None and other.digests is not None:
-        ei, ej = digest_pairs(ha.digests, None if self_join else other.digests, be.xp)
+    if exact and not self_join and ha.digests is not None and other.digests is not None:
+        da = ha.digests if reps_a is None else ha.digests[reps_a]
+        db = other.digests if reps_b is None else other.digests[reps_b]
+        ei, ej = digest_pairs(da, db, be.xp)
+        if reps_a is not None:
+            ei = reps_a[ei]
+        if reps_b is not None:
+            ej = reps_b[ej]
         if verify:
             same = verify_pairs(ha.source, other.source, ei, ej, *names)
             ei, ej = ei[same], ej[same]
+    grouping = {"rep_left": rep_a, "rep_right": rep_b, "counts": (ha.count, other.count),
+                "max_pairs": max_pairs, "verified_exact": verify}
     if not near:
         return Overlaps(ei, ej, np.zeros(ei.size, np.uint8), np.ones(ei.size, bool),
                         threshold=threshold, self_join=self_join,
-                        verified=np.full(ei.size, verify))
+                        verified=np.full(ei.size, verify), **grouping)
     label = f"searching {names[0]}" if self_join else f"searching {names[0]} x {names[1]}"
     opts = NearOptions(threshold, verify=verify, min_similarity=min_similarity,
                        strategy=strategy, progress=progress)
-    cols, reason = near_pairs(ha, hb, opts, be, label=label)
+    cols, reason = near_pairs(ha, hb, opts, be, label=label, rows_a=reps_a, rows_b=reps_b)
     keys = _pair_keys(cols["i"], cols["j"], width)
     exact_keys = _pair_keys(ei, ej, width)
     cols["exact"] = np.isin(keys, exact_keys, assume_unique=True)
@@ -137,14 +170,15 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
                     self_join=self_join, similarity=cols["similarity"],
                     residual=cols["residual"], shift=cols["shift"],
                     transform=cols["transform"], offset=cols["offset"],
-                    verified=cols["verified"], unverified=reason)
+                    verified=cols["verified"], unverified=reason, **grouping)
 
 
 def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool = True,
                   near: bool = True, verify: bool = True,
                   min_similarity: float = DEFAULT_MIN_SIMILARITY, invariant: str | None = None,
                   shifts: int = 0, backend: str = "auto", batch_size: int | None = None,
-                  progress: bool = False, strategy: str = "auto") -> Overlaps:
+                  progress: bool = False, strategy: str = "auto",
+                  max_pairs: int = MAX_PAIRS) -> Overlaps:
     """Pairs of images that are exact or near duplicates, between ``a`` and ``b`` or inside ``a``.
 
     Near pairs are found in two steps: the 64-bit perceptual hashes propose candidates within
@@ -192,6 +226,11 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
         Show progress bars.
     strategy : {"auto", "brute", "mih"}
         Range-search strategy; all give the same pairs.
+    max_pairs : int
+        Most pairs the result makes into arrays when they are read (default 20 million):
+        identical images are kept as classes, so a cluster of k copies costs k integers until
+        its k(k-1)/2 pairs are asked for; past this, reading them raises TooManyPairsError
+        (``len()`` and ``groups()`` still work).
 
     Returns
     -------
@@ -218,6 +257,7 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
     threshold, min_similarity, invariant, shifts = _check_options(
         threshold, exact, near, strategy, min_similarity, invariant, shifts)
     check_batch_size(batch_size)
+    max_pairs = check_count(max_pairs, "max_pairs")
     be = backends.resolve(backend, a, b)
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
     ha = _hashes(a, "a", be, **opts)
@@ -230,7 +270,7 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
             hb = _with_variants(hb, invariant, shifts, be, label="b", **variants)
     return _overlaps(ha, hb, ("a", "a" if b is None else "b"), threshold=threshold,
                      exact=exact, near=near, verify=verify, be=be, strategy=strategy,
-                     min_similarity=min_similarity, progress=progress)
+                     min_similarity=min_similarity, progress=progress, max_pairs=max_pairs)
 
 
 def find_duplicates(images, **options) -> Overlaps:
@@ -256,7 +296,7 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
          near: bool = True, verify: bool = True,
          min_similarity: float = DEFAULT_MIN_SIMILARITY, invariant: str | None = None,
          shifts: int = 0, backend: str = "auto", batch_size: int | None = None,
-         progress: bool = False, strategy: str = "auto") -> Report:
+         progress: bool = False, strategy: str = "auto", max_pairs: int = MAX_PAIRS) -> Report:
     """Leaks between splits, duplicates inside each, and duplicates whose labels differ.
 
     Parameters
@@ -270,7 +310,7 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
         are unknown and never conflict; one-hot rows are read as class indices. The rule is
         :mod:`gpudedup.labels`.
     threshold, exact, near, verify, min_similarity, invariant, shifts, backend, batch_size, \
-progress, strategy
+progress, strategy, max_pairs
         As for :func:`find_overlaps`.
 
     Returns
@@ -295,6 +335,7 @@ progress, strategy
     threshold, min_similarity, invariant, shifts = _check_options(
         threshold, exact, near, strategy, min_similarity, invariant, shifts)
     check_batch_size(batch_size)
+    max_pairs = check_count(max_pairs, "max_pairs")
     if not isinstance(splits, Mapping) or not splits:
         raise InputTypeError("splits: expected a non-empty mapping of split name to images, got "
                         f"{type(splits).__name__}")
@@ -315,7 +356,7 @@ progress, strategy
                   for name, h in hashes.items()}
     search = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
               "be": be, "strategy": strategy, "progress": progress,
-              "min_similarity": min_similarity}
+              "min_similarity": min_similarity, "max_pairs": max_pairs}
     names = list(hashes)
     duplicates = {n: _overlaps(hashes[n], None, (n, n), **search) for n in names}
     overlaps = {}
@@ -327,7 +368,7 @@ progress, strategy
                          dtype=str(h.dtype) if h.dtype is not None else "")
             for n, h in hashes.items()}
     return Report(splits=info, overlaps=overlaps, duplicates=duplicates, labels=label_arrays,
-                  threshold=threshold, sources={n: h.source for n, h in hashes.items()},
+                  threshold=threshold, sources={n: _pixels_of(h) for n, h in hashes.items()},
                   exact=exact, near=near, verify=verify, min_similarity=min_similarity,
                   invariant=invariant, shifts=shifts)
 

@@ -14,8 +14,10 @@ from ._version import __version__
 from .checks import check_share
 from .errors import InputError
 from .fileio import check_outputs, estimate_h5_copy, h5_output
+from .groups import connected_components
 from .layout import SplitSpec
 from .results import Report
+from .verify import SIMILARITY_SPAN
 
 #: splits that win a cross-split leak first: the copy in test stays, the one in train goes
 DEFAULT_PRIORITY = ("test", "valid", "train")
@@ -113,18 +115,27 @@ class CleanPlan:
         return "\n".join(lines)
 
 
+#: rounds of choosing a kept image in a chained near group; images not a copy of any image
+#: kept by then stay (keeping is always safe)
+MAX_KEEP_ROUNDS = 8
+
+
 def plan_clean(report: Report, priority: Sequence[str] | None = None,
                keep_conflicts: bool = False, min_similarity: float | None = None) -> CleanPlan:
     """Which images of each split a cleaned dataset keeps, and why the others go.
 
     Only confirmed pairs count: exact ones, and near ones verified on their pixels with a
     similarity of at least ``min_similarity`` (never below the scan's own). Near pairs that
-    could not be verified (a HashSet without pixels, images of different sizes) remove
-    nothing; ``plan.unverified`` counts them. Images linked by confirmed pairs (inside or
-    across splits) form groups. A group holding a label
-    conflict is dropped whole unless ``keep_conflicts``. Otherwise one image survives: the
-    lowest index in the group's highest-priority split; so cross-split leaks leave the
-    lower-priority split, and duplicates inside a split shrink to one.
+    could not be verified (a HashSet without pixels) remove nothing; ``plan.left_alone``
+    counts them. Images linked by confirmed pairs (inside or across splits) form groups, and
+    each group keeps its image of the highest-priority split (lowest index first); so
+    cross-split leaks leave the lower-priority split, and duplicates inside a split shrink to
+    one. An image is removed only when it is itself a copy of an image the clean keeps:
+    identical to it, or verified on the pixels against it (near copies chain: A ~ B ~ C does
+    not make A ~ C); a member that is neither is kept, or removed as a copy of the next image
+    kept from the rest of its group. Images with a confirmed copy under a different label are
+    removed as label conflicts unless ``keep_conflicts``. Time and memory follow the images,
+    not the pairs: a group of 50,000 identical images is one group.
 
     Parameters
     ----------
@@ -133,7 +144,8 @@ def plan_clean(report: Report, priority: Sequence[str] | None = None,
     priority : sequence of str, optional
         Split names, first wins a leak (default test, valid, train, then the others).
     keep_conflicts : bool
-        Keep one image of groups whose labels differ instead of dropping them whole.
+        Keep one image of groups whose labels differ instead of removing every image that has
+        a copy labelled otherwise.
     min_similarity : float in [0, 1], optional
         Stricter than the scan: act only on near pairs at least this similar (default: the
         scan's ``min_similarity``).
@@ -155,34 +167,121 @@ def plan_clean(report: Report, priority: Sequence[str] | None = None,
         floor = max(floor, check_share(min_similarity, "min_similarity"))
     names = list(report.splits)
     ranked = split_priority(names, priority)
-    rank = {n: k for k, n in enumerate(ranked)}
-    masks = {n: np.ones(report.splits[n].count, dtype=bool) for n in names}
+    rank_of = np.array([ranked.index(n) for n in names], np.int64)
+    counts = [report.splits[n].count for n in names]
+    offsets = np.cumsum([0] + counts)
+    total = int(offsets[-1])
+    index = report.group_index(floor)
+    gid = (np.concatenate([index.ids[n] for n in names]) if names
+           else np.empty(0, np.int64))
+    split = np.repeat(np.arange(len(names)), counts)
+    local = np.arange(total) - offsets[split]
+    keep = np.ones(total, bool)
+    reason = np.full(total, -1, np.int64)  # index into REASONS of each removed image
+    conflicted = np.zeros(total, bool)
+    if not keep_conflicts:
+        for n, mask in report.conflicted(floor).items():
+            s = names.index(n)
+            conflicted[offsets[s]:offsets[s + 1]] = mask
+    drop = (gid >= 0) & conflicted
+    keep[drop] = False
+    reason[drop] = REASONS.index("label conflict")
+    identical = _identical_components(report, floor, offsets)
+    open_ = np.flatnonzero((gid >= 0) & ~conflicted)  # members not yet kept or removed
+    verifier = _Verifier(report, floor, names, offsets)
+    for _ in range(MAX_KEEP_ROUNDS):
+        if open_.size == 0:
+            break
+        # the kept image of each group: highest-priority split, then lowest index
+        order = open_[np.lexsort((local[open_], rank_of[split[open_]], gid[open_]))]
+        first = np.concatenate([[True], gid[order][1:] != gid[order][:-1]])
+        kept_of = np.full(index.count, -1, np.int64)
+        kept_of[gid[order[first]]] = order[first]
+        rest = order[~first]
+        if rest.size == 0:
+            break
+        kept = kept_of[gid[rest]]
+        same = identical[rest] == identical[kept]
+        near = verifier.copies(kept[~same], rest[~same])
+        copy = same.copy()
+        copy[~same] = near
+        gone = rest[copy]
+        keep[gone] = False
+        cross = split[gone] != split[kept[copy]]
+        reason[gone] = np.where(cross, REASONS.index("leak"),
+                                np.where(same[copy], REASONS.index("exact copy"),
+                                         REASONS.index("near copy")))
+        # who is not a copy of its group's kept image waits for the next round
+        open_ = rest[~copy]
+    masks = {n: keep[offsets[s]:offsets[s + 1]] for s, n in enumerate(names)}
     reasons = {n: dict.fromkeys(REASONS, 0) for n in names}
-    conflicts = report.conflicts_at(floor)
-    conflicted = {(c.a, c.i) for c in conflicts} | {(c.b, c.j) for c in conflicts}
-    exact = {n: {(int(i), int(j)) for i, j in zip(ov.left[ov.exact], ov.right[ov.exact])}
-             for n, ov in report.duplicates.items()}
-    for group in report.groups(floor):
-        for split, index in group:
-            masks[split][index] = False
-        if not keep_conflicts and any(member in conflicted for member in group):
-            for split, _ in group:
-                reasons[split]["label conflict"] += 1
-            continue
-        kept_split, kept = min(group, key=lambda m: (rank[m[0]], m[1]))
-        masks[kept_split][kept] = True
-        for split, index in group:
-            if (split, index) == (kept_split, kept):
-                continue
-            if split != kept_split:
-                reasons[split]["leak"] += 1
-            elif (min(index, kept), max(index, kept)) in exact.get(split, ()):
-                reasons[split]["exact copy"] += 1
-            else:
-                reasons[split]["near copy"] += 1
-    total = sum(len(ov) for _, _, ov in report._all_pairs())
+    for s, n in enumerate(names):
+        codes = reason[offsets[s]:offsets[s + 1]]
+        for r, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(REASONS))):
+            reasons[n][REASONS[r]] = int(count)
+    total_pairs = sum(len(ov) for _, _, ov in report._all_pairs())
     acted = sum(len(ov) for _, _, ov in report._all_pairs(floor))
-    return CleanPlan(masks, reasons, left_alone=total - acted)
+    return CleanPlan(masks, reasons, left_alone=total_pairs - acted)
+
+
+def _identical_components(report: Report, floor, offsets) -> np.ndarray:
+    # per image (one numbering of all splits) a component id of its identical images: the
+    # exact links only, so two images share it only if they are byte for byte the same
+    names = list(report.splits)
+    lefts, rights = [], []
+    for a, b, ov in report._all_pairs(floor):
+        links = ov.links()
+        ex = links["exact"]
+        lefts.append(links["i"][ex] + offsets[names.index(a)])
+        rights.append(links["j"][ex] + offsets[names.index(b)])
+    left = np.concatenate(lefts) if lefts else np.empty(0, np.int64)
+    right = np.concatenate(rights) if rights else np.empty(0, np.int64)
+    return connected_components(int(offsets[-1]), left, right)
+
+
+class _Verifier:
+    """Whether images are near copies of the images a clean keeps, on their pixels, with the
+    scan's score and cut (every transform when the scan looked for flips and rotations)."""
+
+    def __init__(self, report: Report, floor: float, names: list[str], offsets: np.ndarray):
+        self.report = report
+        self.cut = SIMILARITY_SPAN * (1.0 - floor)
+        self.names = names
+        self.offsets = offsets
+
+    def copies(self, kept: np.ndarray, other: np.ndarray) -> np.ndarray:
+        """For global image numbers, whether ``other[k]`` is a verified copy of ``kept[k]``."""
+        out = np.zeros(kept.size, bool)
+        if kept.size == 0 or not self.report.verify:
+            return out
+        from . import backend as backends
+        from .grid import common_grid
+        from .transforms import TRANSFORMS
+        from .verify import verify_sources
+
+        sk = np.searchsorted(self.offsets, kept, side="right") - 1
+        so = np.searchsorted(self.offsets, other, side="right") - 1
+        be = backends.resolve("cpu")
+        for a in np.unique(sk).tolist():
+            for b in np.unique(so[sk == a]).tolist():
+                src_a = self.report.sources.get(self.names[a])
+                src_b = self.report.sources.get(self.names[b])
+                if src_a is None or src_b is None or not getattr(src_a, "readable", False) \
+                        or not getattr(src_b, "readable", False):
+                    continue  # no pixels: nothing can be confirmed, nothing is removed
+                pick = np.flatnonzero((sk == a) & (so == b))
+                view_a, view_b = common_grid(src_a, src_b)[:2]
+                i = kept[pick] - self.offsets[a]
+                j = other[pick] - self.offsets[b]
+                square = view_a.image_shape[0] == view_a.image_shape[1]
+                codes = (range(len(TRANSFORMS) if square else 4)
+                         if self.report.invariant == "dihedral" else [0])
+                for code in codes:
+                    residual, _ = verify_sources(
+                        view_a, view_b, i, j, be, cut=self.cut,
+                        transform=np.full(i.size, code, np.uint8) if code else None)
+                    out[pick] |= residual <= self.cut
+        return out
 
 
 def keep_masks(report: Report, priority: Sequence[str] | None = None,

@@ -89,9 +89,12 @@ def resident(hs, candidates: int) -> ImageSource | None:
     return cached[1]
 
 
-def _scorer(ha, hb, opts: NearOptions, be, verified: bool):
-    # refine(i, j, d, transform, offset) -> the kept columns of one launch
+def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=None):
+    # refine(i, j, d, transform, offset) -> the kept columns of one launch, in image indices
+    # (i, j index the searched rows: rows_a, rows_b of the images, or all)
     def refine(i, j, d, transform, offset):
+        if rows_a is not None:
+            i, j = rows_a[i], rows_b[j]
         cols = {"i": i, "j": j, "distance": d, **empty_extras(i.size)}
         cols["transform"], cols["offset"] = transform, offset
         if not verified or i.size == 0:
@@ -112,8 +115,12 @@ def _scorer(ha, hb, opts: NearOptions, be, verified: bool):
     return refine
 
 
-def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search") -> tuple[dict, str | None]:
+def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=None,
+               rows_b=None) -> tuple[dict, str | None]:
     """The near pairs of ``ha`` against ``hb`` (None: inside ``ha``, ``i < j``).
+
+    ``rows_a`` and ``rows_b`` (ascending image indices, or None for all) restrict the search
+    to those images: one representative per class of identical images.
 
     Returns the columns (``i``, ``j``, ``distance`` and :data:`EXTRA_COLUMNS`), sorted by
     ``(i, j)``, one row per pair, and why they were not verified (None when they were, or when
@@ -121,23 +128,32 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search") -> tuple
     """
     self_join = hb is None
     other = ha if self_join else hb
+    if self_join:
+        rows_b = rows_a
+    if (rows_a is None) != (rows_b is None):
+        rows_a = np.arange(ha.count) if rows_a is None else rows_a
+        rows_b = np.arange(other.count) if rows_b is None else rows_b
     reason = why_unverifiable(ha, other) if opts.verify else None
     if reason is not None:
         warnings.warn(f"near pairs not verified on pixels: {reason}; every candidate within "
                       f"phash distance {opts.threshold} is reported, with similarity null",
                       stacklevel=4)
-    score = _scorer(ha, other, opts, be, verified=opts.verify and reason is None)
+    score = _scorer(ha, other, opts, be, verified=opts.verify and reason is None,
+                    rows_a=rows_a, rows_b=rows_b)
+    codes_a = ha.phashes if rows_a is None else ha.phashes[rows_a]
+    codes_b = other.phashes if rows_b is None else other.phashes[rows_b]
     search = {"be": be, "strategy": opts.strategy, "progress": opts.progress}
 
     def plain(i, j, d):
         zeros = np.zeros(i.size, np.uint8), np.zeros((i.size, 2), np.int8)
         return score(i, j, d, *zeros)
 
-    parts = [range_pairs(ha.phashes, None if self_join else other.phashes, opts.threshold,
+    parts = [range_pairs(codes_a, None if self_join else codes_b, opts.threshold,
                          label=label, refine=plain, **search)]
     table = other.variant_table
     if table is not None and table.shape[0] > 1:
-        codes = np.ascontiguousarray(other.variants[:, 1:])  # column 0 is the plain hash
+        variants = other.variants if rows_b is None else other.variants[rows_b]
+        codes = np.ascontiguousarray(variants[:, 1:])  # column 0 is the plain hash
         rows_per_image = codes.shape[1]
 
         def variant(r, i, d):
@@ -160,7 +176,7 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search") -> tuple
             first = _lowest_distance(i, j, transform, d)
             return score(i[first], j[first], d[first], transform[first], offset[first])
 
-        parts.append(range_pairs(codes.reshape(-1), ha.phashes, opts.threshold,
+        parts.append(range_pairs(codes.reshape(-1), codes_a, opts.threshold,
                                  label=f"{label} (variants)", refine=variant, **search))
     return _best_per_pair(concat_columns(parts)), reason
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 
 import numpy as np
 from PIL import Image
 
 from ._version import __version__
 from .checks import check_count
-from .schema import describe_mode, pair_rows, sections
+from .schema import BIG_GROUP, describe_group, describe_mode, group_rows, pair_rows, sections
 
 #: small images are enlarged (nearest neighbour, whole factor) to about this long side
 SMALL_SIDE = 96
@@ -89,11 +90,53 @@ def render_fragment(report, *, max_rows: int = 5) -> str:
             f"{_body(report, max_rows)}</div>")
 
 
+#: thumbnails shown per group in the groups section
+GROUP_THUMBNAILS = 6
+
+
 def _body(report, max_rows: int) -> str:
     chosen = [(section, list(pair_rows(report, section, max_rows)))
               for section in sections(report)]
-    images = _thumbnails(report, [row for _, rows in chosen for row in rows])
-    return "\n".join([_summary_html(report), _sections_html(chosen, max_rows, images)])
+    # the big groups, once each with a few of their images
+    groups = [row for row in itertools.islice(group_rows(report), max_rows)
+              if row["size"] > BIG_GROUP]
+    index = report.group_index()
+    names = list(report.splits)
+    shown = {}
+    for row in groups:
+        splits, members = index.members(row["group"])
+        shown[row["group"]] = [(names[s], int(k)) for s, k in
+                               zip(splits[:GROUP_THUMBNAILS].tolist(),
+                                   members[:GROUP_THUMBNAILS].tolist())]
+    wanted = [row for _, rows in chosen for row in rows]
+    wanted += [{"a": n, "i": k, "b": n, "j": k} for m in shown.values() for n, k in m]
+    images = _thumbnails(report, wanted)
+    return "\n".join([_summary_html(report), _sections_html(chosen, max_rows, images),
+                       _groups_html(report, groups, shown, images)])
+
+
+def _groups_html(report, groups: list[dict], shown: dict, images) -> str:
+    if not groups:
+        return ""
+    out = [f"<h2 id=\"groups\">groups of more than {BIG_GROUP} images: {len(groups)}</h2>",
+           "<table class=\"groups\"><tr><th>#</th><th>group</th><th>images</th></tr>"]
+    for row in groups:
+        cells = []
+        for name, index in shown[row["group"]]:
+            picture = images.get((name, index))
+            caption = f"{_esc(name)}[{index}]"
+            cells.append("<figure>" + (
+                "<div class=\"placeholder\">no image</div>" if picture is None else
+                f"<img src=\"{picture[0]}\" width=\"{picture[1]}\" height=\"{picture[2]}\" "
+                f"alt=\"{caption}\">") + f"<figcaption>{caption}</figcaption></figure>")
+        more = row["size"] - len(cells)
+        if more > 0:
+            cells.append(f"<span class=\"note\">and {more:,} more</span>")
+        out.append(f"<tr class=\"group\"><td class=\"num\">{row['group']}</td>"
+                   f"<td>{_esc(describe_group(report, row))}</td>"
+                   f"<td class=\"image\">{' '.join(cells)}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
 
 
 def _esc(value) -> str:
@@ -191,6 +234,10 @@ def _summary_html(report) -> str:
                  else f"label conflicts: <b>{summary['conflicts']}</b>")
     out.append(f"<p class=\"counts\">{conflicts} &middot; duplicate groups: "
                f"<b>{summary['groups']}</b></p>")
+    for row in itertools.islice(group_rows(report), 3):  # the big clusters, once each
+        if row["size"] > BIG_GROUP:
+            out.append(f"<p class=\"note\"><a href=\"#groups\">"
+                       f"{_esc(describe_group(report, row))}</a></p>")
     return "\n".join(out)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import warnings
 from collections.abc import Iterator
@@ -11,17 +12,45 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from ._version import __version__
 from .errors import InputError, MissingDependencyError
 from .fileio import write_text
+from .groups import connected_components
 from .labels import conflict_mask, label_value  # noqa: F401 - the public home of both
-from .schema import PAIR_COLUMNS, SCHEMA_VERSION, all_rows, csv_cell, describe_mode
+from .schema import (
+    BIG_GROUP,
+    PAIR_COLUMNS,
+    SCHEMA_VERSION,
+    all_rows,
+    csv_cell,
+    describe_group,
+    describe_mode,
+    group_rows,
+)
+
+#: largest number of pairs an Overlaps materialises into arrays unless its ``max_pairs`` (or
+#: ``find_overlaps(max_pairs=)``) allows more: 20 million pairs are about 0.7 GB of columns
+MAX_PAIRS = 20_000_000
+
+#: the per-pair columns of an Overlaps beside left and right
+PAIR_FIELDS = ("distance", "exact", "similarity", "residual", "shift", "transform", "offset",
+               "verified")
+
+
+class TooManyPairsError(InputError):
+    """Materialising the pairs of an Overlaps would exceed its ``max_pairs``."""
 
 
 class Overlaps:
     """Index pairs found between two image sets, or inside one (then ``left < right``).
+
+    Identical images are kept as classes (each image's representative, ``rep_left`` and
+    ``rep_right``) and the pairs the search found between representatives (``core``); the
+    pair arrays below stand for every member of one class with every member of the other,
+    and inside one set for every pair of a class, and are made only when first read
+    (``len()`` and ``groups()`` never make them). More than ``max_pairs`` raises
+    TooManyPairsError: a cluster of 50,000 identical images is 1.25 billion pairs.
 
     Attributes
     ----------
@@ -56,49 +85,127 @@ class Overlaps:
     unverified : str or None
         Why near pairs were reported without a pixel check (None: they were checked, or
         verification was turned off).
+    rep_left, rep_right : ndarray of int64 or None
+        Each image's representative (the smallest index of its class of identical images);
+        None: no two images of that side are identical.
+    core : dict of str to ndarray
+        The pairs between representatives (``i``, ``j`` and the per-pair columns).
+    max_pairs : int
+        The most pairs the arrays above are made for.
+    verified_exact : bool
+        Whether the members of a class were compared byte for byte with its representative.
     """
 
     def __init__(self, left, right, distance, exact, *, threshold: int, self_join: bool,
                  similarity=None, residual=None, shift=None, transform=None, offset=None,
-                 verified=None, unverified: str | None = None):
-        self.left = np.ascontiguousarray(left, dtype=np.int64)
-        self.right = np.ascontiguousarray(right, dtype=np.int64)
-        self.distance = np.ascontiguousarray(distance, dtype=np.uint8)
-        self.exact = np.ascontiguousarray(exact, dtype=bool)
-        count = self.left.size
-        self.similarity = np.ascontiguousarray(
-            np.where(self.exact, 1.0, np.nan) if similarity is None else similarity,
-            dtype=np.float32)
-        self.residual = np.ascontiguousarray(
-            np.where(self.exact, 0.0, np.nan) if residual is None else residual,
-            dtype=np.float64)
-        self.shift = np.ascontiguousarray(np.zeros((count, 2)) if shift is None else shift,
-                                          dtype=np.int8).reshape(count, 2)
-        self.transform = np.ascontiguousarray(np.zeros(count) if transform is None
-                                              else transform, dtype=np.uint8)
-        self.offset = np.ascontiguousarray(np.zeros((count, 2)) if offset is None else offset,
-                                           dtype=np.int8).reshape(count, 2)
-        self.verified = np.ascontiguousarray(self.exact if verified is None else verified,
-                                             dtype=bool)
+                 verified=None, unverified: str | None = None, rep_left=None, rep_right=None,
+                 counts: tuple[int, int] | None = None, max_pairs: int = MAX_PAIRS,
+                 verified_exact: bool = True):
+        left = np.ascontiguousarray(left, dtype=np.int64)
+        exact = np.ascontiguousarray(exact, dtype=bool)
+        count = left.size
+        self.core = {
+            "i": left, "j": np.ascontiguousarray(right, dtype=np.int64),
+            "distance": np.ascontiguousarray(distance, dtype=np.uint8), "exact": exact,
+            "similarity": np.ascontiguousarray(
+                np.where(exact, 1.0, np.nan) if similarity is None else similarity,
+                dtype=np.float32),
+            "residual": np.ascontiguousarray(
+                np.where(exact, 0.0, np.nan) if residual is None else residual,
+                dtype=np.float64),
+            "shift": np.ascontiguousarray(np.zeros((count, 2)) if shift is None else shift,
+                                          dtype=np.int8).reshape(count, 2),
+            "transform": np.ascontiguousarray(np.zeros(count) if transform is None
+                                              else transform, dtype=np.uint8),
+            "offset": np.ascontiguousarray(np.zeros((count, 2)) if offset is None else offset,
+                                           dtype=np.int8).reshape(count, 2),
+            "verified": np.ascontiguousarray(exact if verified is None else verified,
+                                             dtype=bool),
+        }
+        self.rep_left = None if rep_left is None else np.asarray(rep_left, np.int64)
+        self.rep_right = self.rep_left if self_join else (
+            None if rep_right is None else np.asarray(rep_right, np.int64))
+        if counts is None:
+            top = lambda x: int(x.max()) + 1 if x.size else 0  # noqa: E731
+            counts = (top(left), top(self.core["j"]))
+            if self_join:
+                counts = (max(counts), max(counts))
+        na = self.rep_left.size if self.rep_left is not None else counts[0]
+        nb = self.rep_right.size if self.rep_right is not None else counts[1]
+        self.counts = (int(na), int(nb))
         self.threshold = int(threshold)
         self.self_join = bool(self_join)
         self.unverified = unverified
+        self.max_pairs = int(max_pairs)
+        self.verified_exact = bool(verified_exact)
+        self._expanded = None
+        self._count = None
+
+    @property
+    def grouped(self) -> bool:
+        """Whether any class holds more than one image (the pairs then come from classes)."""
+        return self.rep_left is not None or self.rep_right is not None
+
+    def _columns(self) -> dict:
+        if not self.grouped:
+            return self.core
+        if self._expanded is None:
+            if len(self) > self.max_pairs:
+                largest = max(int(np.bincount(r).max()) for r in (self.rep_left, self.rep_right)
+                              if r is not None)
+                raise TooManyPairsError(
+                    f"max_pairs: these results stand for {len(self):,} pairs (the largest class "
+                    f"of identical images has {largest:,}), more than max_pairs="
+                    f"{self.max_pairs:,} allows making into arrays; use len(), groups() or a "
+                    "report (which list groups, not every pair), or pass a larger max_pairs")
+            from .groups import expand
+
+            self._expanded = expand(self.core, self.rep_left, self.rep_right, *self.counts,
+                                    self.self_join, verified_exact=self.verified_exact)
+        return self._expanded
+
+    left = property(lambda self: self._columns()["i"], doc="Left indices (int64).")
+    right = property(lambda self: self._columns()["j"], doc="Right indices (int64).")
+    distance = property(lambda self: self._columns()["distance"])
+    exact = property(lambda self: self._columns()["exact"])
+    similarity = property(lambda self: self._columns()["similarity"])
+    residual = property(lambda self: self._columns()["residual"])
+    shift = property(lambda self: self._columns()["shift"])
+    transform = property(lambda self: self._columns()["transform"])
+    offset = property(lambda self: self._columns()["offset"])
+    verified = property(lambda self: self._columns()["verified"])
 
     @property
     def pairs(self) -> np.ndarray:
-        return np.column_stack([self.left, self.right]) if self.left.size else np.empty(
+        return np.column_stack([self.left, self.right]) if len(self) else np.empty(
             (0, 2), dtype=np.int64)
 
     def __len__(self) -> int:
-        return int(self.left.size)
+        if self._count is None:
+            from .groups import pair_count
+
+            self._count = (int(self.core["i"].size) if not self.grouped else pair_count(
+                self.self_join, self.core["i"], self.core["j"], self.rep_left,
+                self.rep_right, *self.counts))
+        return self._count
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return zip(self.left.tolist(), self.right.tolist())
 
     def __repr__(self) -> str:
         kind = "inside one set" if self.self_join else "between two sets"
-        return (f"Overlaps({len(self)} pairs {kind}, {int(self.exact.sum())} exact, "
+        return (f"Overlaps({len(self)} pairs {kind}, {self.exact_count()} exact, "
                 f"threshold={self.threshold})")
+
+    def exact_count(self) -> int:
+        """How many of the pairs are exact, without making the pairs."""
+        if not self.grouped:
+            return int(self.core["exact"].sum())
+        from .groups import pair_count
+
+        ex = self.core["exact"]
+        return pair_count(self.self_join, self.core["i"][ex], self.core["j"][ex],
+                          self.rep_left, self.rep_right, *self.counts)
 
     def to_pandas(self):
         """The pairs as a pandas DataFrame (needs pandas): columns left, right, distance,
@@ -119,15 +226,63 @@ class Overlaps:
                                     "transform": name_of(self.transform),
                                     "verified": self.verified})
 
+    def _partnered(self, side: str) -> np.ndarray:
+        # the images of one side with a partner, from the classes (no pairs made)
+        from .groups import members_of
+
+        rep = self.rep_left if side == "left" else self.rep_right
+        count = self.counts[0 if side == "left" else 1]
+        ends = [self.core["i"], self.core["j"]] if self.self_join else [
+            self.core["i" if side == "left" else "j"]]
+        has = np.zeros(count, bool)
+        for e in ends:
+            has[e] = True
+        if rep is None:
+            return np.flatnonzero(has)
+        members, start = members_of(rep, count)
+        sizes = np.diff(start)
+        if self.self_join:
+            has |= sizes > 1
+        reps = np.flatnonzero(has & (sizes > 0))
+        return np.sort(members[np.concatenate([np.arange(start[r], start[r + 1])
+                                               for r in reps])]) if reps.size else reps
+
     @property
     def images_left(self) -> np.ndarray:
         """Distinct left indices that have a partner."""
-        return np.unique(self.left)
+        return self._partnered("left")
 
     @property
     def images_right(self) -> np.ndarray:
         """Distinct right indices that have a partner."""
-        return np.unique(self.right)
+        return self._partnered("right")
+
+    def links(self) -> dict:
+        """The pairs as links, linear in the images: the pairs between representatives, from
+        each representative to every other member of its class (exact), and between two sets
+        from each representative to the members of the other's class. Every pair of the
+        Overlaps is a link or a chain of two links through representatives; reports list these.
+        Columns as ``core``, sorted by ``(i, j)``."""
+        if not self.grouped:
+            return self.core
+        from .groups import expand, star_links
+
+        parts = []
+        if self.self_join:
+            parts.append(self.core)
+            ri, mi = star_links(self.rep_left)
+            parts.append(_exact_columns(ri, mi, self.verified_exact))
+        else:
+            na, nb = self.counts
+            parts.append(expand(self.core, None, self.rep_right, na, nb, False, True))
+            parts.append(expand(self.core, self.rep_left, None, na, nb, False, True))
+        cols = {key: np.concatenate([p[key] for p in parts]) for key in self.core}
+        order = np.lexsort((cols["j"], cols["i"]))
+        cols = {key: value[order] for key, value in cols.items()}
+        if cols["i"].size:
+            new = np.concatenate([[True], (np.diff(cols["i"]) != 0) | (np.diff(cols["j"]) != 0)])
+            cols = {key: value[new] for key, value in cols.items()}
+        return cols
 
     def groups(self) -> list[np.ndarray]:
         """Connected groups of a self-join (images linked by pairs), each sorted, largest first
@@ -143,54 +298,38 @@ class Overlaps:
         """
         if not self.self_join:
             raise InputError("groups() needs the pairs of one set (find_overlaps(a))")
-        size = int(max(self.left.max(initial=-1), self.right.max(initial=-1))) + 1
-        labels = connected_components(size, self.left, self.right)
-        return _groups_from_labels(labels, np.union1d(self.left, self.right))
+        links = self.links()
+        labels = connected_components(self.counts[0], links["i"], links["j"])
+        return _groups_from_labels(labels, np.union1d(links["i"], links["j"]))
+
+
+def _exact_columns(i: np.ndarray, j: np.ndarray, verified: bool) -> dict:
+    # the per-pair columns of exact pairs (i, j)
+    n = i.size
+    return {"i": i, "j": j, "distance": np.zeros(n, np.uint8), "exact": np.ones(n, bool),
+            "similarity": np.ones(n, np.float32), "residual": np.zeros(n, np.float64),
+            "shift": np.zeros((n, 2), np.int8), "transform": np.zeros(n, np.uint8),
+            "offset": np.zeros((n, 2), np.int8), "verified": np.full(n, verified)}
 
 
 def _confirmed(ov: Overlaps, min_similarity: float | None) -> Overlaps:
     # the pairs a clean may act on: exact, or verified on pixels at min_similarity or more
     if min_similarity is None:
         return ov
-    keep = ov.exact | (ov.verified & (ov.similarity >= np.float32(min_similarity)))
+    core = ov.core
+    keep = core["exact"] | (core["verified"] & (core["similarity"]
+                                                >= np.float32(min_similarity)))
     if keep.all():
         return ov
-    return Overlaps(ov.left[keep], ov.right[keep], ov.distance[keep], ov.exact[keep],
-                    threshold=ov.threshold, self_join=ov.self_join,
-                    similarity=ov.similarity[keep], residual=ov.residual[keep],
-                    shift=ov.shift[keep], transform=ov.transform[keep],
-                    offset=ov.offset[keep], verified=ov.verified[keep],
-                    unverified=ov.unverified)
-
-
-def connected_components(size: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Union-find over ``size`` nodes joined by edges (left[k], right[k]); returns each
-    node's root (the smallest node of its component)."""
-    parent = np.arange(size, dtype=np.int64)
-    _union_all(parent, np.ascontiguousarray(left, dtype=np.int64),
-               np.ascontiguousarray(right, dtype=np.int64))
-    return parent
-
-
-@njit(cache=True)
-def _find(parent, x):
-    root = x
-    while parent[root] != root:
-        root = parent[root]
-    while parent[x] != root:  # path compression
-        parent[x], x = root, parent[x]
-    return root
-
-
-@njit(cache=True)
-def _union_all(parent, left, right):
-    for k in range(left.shape[0]):
-        ra = _find(parent, left[k])
-        rb = _find(parent, right[k])
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    for x in range(parent.shape[0]):
-        parent[x] = _find(parent, x)
+    kept = {key: value[keep] for key, value in core.items()}
+    out = Overlaps(kept["i"], kept["j"], kept["distance"], kept["exact"],
+                   threshold=ov.threshold, self_join=ov.self_join,
+                   similarity=kept["similarity"], residual=kept["residual"],
+                   shift=kept["shift"], transform=kept["transform"], offset=kept["offset"],
+                   verified=kept["verified"], unverified=ov.unverified,
+                   rep_left=ov.rep_left, rep_right=ov.rep_right, counts=ov.counts,
+                   max_pairs=ov.max_pairs, verified_exact=ov.verified_exact)
+    return out
 
 
 def _groups_from_labels(labels: np.ndarray, members: np.ndarray) -> list[np.ndarray]:
@@ -203,6 +342,95 @@ def _groups_from_labels(labels: np.ndarray, members: np.ndarray) -> list[np.ndar
     groups = [g for g in np.split(members, cuts) if g.size > 1]
     groups.sort(key=lambda g: (-g.size, int(g[0])))
     return groups
+
+
+@dataclass
+class GroupIndex:
+    """Duplicate groups as arrays (see :meth:`Report.group_index`).
+
+    Attributes
+    ----------
+    ids : dict of str to ndarray of int64
+        Per split, each image's group (-1: in no group); groups numbered 0.. largest first.
+    sizes : ndarray of int64
+        Images per group.
+    per_split : dict of str to ndarray of int64
+        Per split, how many of each group's images it holds.
+    exact : ndarray of bool
+        Whether every link of the group is an exact copy (a group of identical images).
+    widest : ndarray of float32
+        The lowest similarity among the group's links (its widest pair; NaN where a link was
+        not verified). Near copies chain: two members of a group need not be alike.
+    first : list of (str, int)
+        Each group's first image (split order, then index).
+    """
+
+    ids: dict[str, np.ndarray]
+    sizes: np.ndarray
+    per_split: dict[str, np.ndarray]
+    exact: np.ndarray
+    widest: np.ndarray
+    first: list[tuple[str, int]]
+
+    @property
+    def count(self) -> int:
+        return int(self.sizes.size)
+
+    def members(self, group: int) -> tuple[np.ndarray, np.ndarray]:
+        """The split numbers (mapping order) and indices of one group's images."""
+        splits, index = [], []
+        for s, ids in enumerate(self.ids.values()):
+            k = np.flatnonzero(ids == group)
+            splits.append(np.full(k.size, s))
+            index.append(k)
+        return np.concatenate(splits), np.concatenate(index)
+
+
+def _group_index(report, min_similarity) -> GroupIndex:
+    # union-find over the links of every search, on one numbering of all splits' images
+    names = list(report.splits)
+    offsets = np.cumsum([0] + [report.splits[n].count for n in names])
+    base = {n: int(offsets[k]) for k, n in enumerate(names)}
+    lefts, rights, sims, exacts = [], [], [], []
+    for a, b, ov in report._all_pairs(min_similarity):
+        links = ov.links()
+        lefts.append(links["i"] + base[a])
+        rights.append(links["j"] + base[b])
+        sims.append(np.where(links["verified"] | links["exact"], links["similarity"], np.nan))
+        exacts.append(links["exact"])
+    left = np.concatenate(lefts) if lefts else np.empty(0, np.int64)
+    right = np.concatenate(rights) if rights else np.empty(0, np.int64)
+    sim = np.concatenate(sims).astype(np.float32) if sims else np.empty(0, np.float32)
+    exact = np.concatenate(exacts) if exacts else np.empty(0, bool)
+    total = int(offsets[-1])
+    roots = connected_components(total, left, right)
+    linked = np.zeros(total, bool)
+    linked[left] = True
+    linked[right] = True
+    sizes_by_root = np.bincount(roots[linked], minlength=total)
+    groups = np.flatnonzero(sizes_by_root > 1)  # roots, the smallest image of each group
+    order = np.lexsort((groups, -sizes_by_root[groups]))
+    groups = groups[order]
+    number = np.full(total, -1, np.int64)
+    number[groups] = np.arange(groups.size)
+    ids_all = np.where(linked, number[roots], -1)
+    count = groups.size
+    link_group = ids_all[left] if left.size else np.empty(0, np.int64)
+    widest = np.full(count, np.inf, np.float32)
+    unverified = np.zeros(count, bool)
+    np.minimum.at(widest, link_group, np.nan_to_num(sim, nan=np.inf))
+    unverified[link_group[np.isnan(sim)]] = True
+    widest[unverified | ~np.isfinite(widest)] = np.nan
+    all_exact = np.ones(count, bool)
+    all_exact[link_group[~exact]] = False
+    ids = {n: ids_all[base[n]:base[n] + report.splits[n].count] for n in names}
+    per_split = {n: np.bincount(ids[n][ids[n] >= 0], minlength=count).astype(np.int64)
+                 for n in names}
+    split_of = np.searchsorted(offsets, groups, side="right") - 1
+    first = [(names[s], int(g - offsets[s])) for s, g in zip(split_of.tolist(),
+                                                             groups.tolist())]
+    return GroupIndex(ids, sizes_by_root[groups].astype(np.int64), per_split, all_exact,
+                      widest, first)
 
 
 class Conflict(NamedTuple):
@@ -302,12 +530,43 @@ class Report:
                                     int(ov.distance[k]), bool(ov.exact[k])))
         return out
 
+    def conflict_count(self, min_similarity: float | None = None) -> int:
+        """How many pairs (inside a split or between two) join different labels, counted from
+        the classes without making the pairs (``conflicts`` lists them)."""
+        return self._conflicts(min_similarity)[0]
+
+    def conflicted(self, min_similarity: float | None = None) -> dict[str, np.ndarray]:
+        """Per split with labels, which images have a copy with a different label (among the
+        pairs ``groups(min_similarity)`` links)."""
+        return self._conflicts(min_similarity)[1]
+
+    def _conflicts(self, min_similarity):
+        key = ("conflicts", min_similarity)
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            from .conflicts import count_conflicts
+
+            total = 0
+            masks = {n: np.zeros(self.splits[n].count, bool) for n in self.labels}
+            for a, b, ov in self._all_pairs(min_similarity):
+                la, lb = self.labels.get(a), self.labels.get(b)
+                if la is None or lb is None or not len(ov):
+                    continue
+                count, hit_a, hit_b = count_conflicts(la, lb, ov)
+                total += count
+                masks[a] |= hit_a
+                masks[b] |= hit_b
+            cache[key] = (total, masks)
+        return cache[key]
+
     def groups(self, min_similarity: float | None = None) -> list[list[tuple[str, int]]]:
         """Groups of images linked by any pair (inside or across splits), by union-find.
 
         Each group is a list of ``(split, index)`` in split order then index order; groups come
         largest first. With ``min_similarity``, only confirmed pairs link images: exact ones
         and near ones verified on pixels at that similarity or more (what ``clean`` acts on).
+        Built from the links (``Overlaps.links``), so a class of identical images costs its
+        size, not its pairs; :meth:`group_index` gives the same as arrays.
 
         Examples
         --------
@@ -316,20 +575,28 @@ class Report:
         >>> gd.scan({"train": x, "test": x[[2, 2]]}).groups()
         [[('train', 2), ('test', 0), ('test', 1)]]
         """
+        index = self.group_index(min_similarity)
+        if not index.count:
+            return []
         names = list(self.splits)
-        offsets = np.cumsum([0] + [self.splits[n].count for n in names])
-        base = {n: int(offsets[k]) for k, n in enumerate(names)}
-        lefts, rights = [], []
-        for a, b, ov in self._all_pairs(min_similarity):
-            lefts.append(ov.left + base[a])
-            rights.append(ov.right + base[b])
-        left = np.concatenate(lefts) if lefts else np.empty(0, np.int64)
-        right = np.concatenate(rights) if rights else np.empty(0, np.int64)
-        labels = connected_components(int(offsets[-1]), left, right)
-        groups = _groups_from_labels(labels, np.union1d(left, right))
-        split_of = np.searchsorted(offsets, np.arange(int(offsets[-1])), side="right") - 1
-        return [[(names[split_of[g]], int(g - offsets[split_of[g]])) for g in grp.tolist()]
-                for grp in groups]
+        gid = np.concatenate([index.ids[n] for n in names]) if names else np.empty(0, np.int64)
+        split = np.concatenate([np.full(self.splits[n].count, s) for s, n in enumerate(names)])
+        local = np.concatenate([np.arange(self.splits[n].count) for n in names])
+        inside = np.flatnonzero(gid >= 0)
+        order = inside[np.lexsort((local[inside], split[inside], gid[inside]))]
+        cuts = np.cumsum(index.sizes)[:-1]
+        return [[(names[s], k) for s, k in zip(sp.tolist(), lo.tolist())]
+                for sp, lo in zip(np.split(split[order], cuts), np.split(local[order], cuts))]
+
+    def group_index(self, min_similarity: float | None = None) -> GroupIndex:
+        """The duplicate groups as arrays: a group id per image (-1: in no group), per group
+        its size, members per split, whether every link is exact, its widest pair (the lowest
+        similarity among its links) and its first image; groups numbered largest first."""
+        key = ("groups", min_similarity)
+        cache = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = _group_index(self, min_similarity)
+        return cache[key]
 
     @property
     def mode(self) -> str:
@@ -368,24 +635,26 @@ class Report:
             splits[name] = {
                 "count": info.count,
                 "duplicate_pairs": len(ov) if ov is not None else 0,
-                "exact_duplicate_pairs": int(ov.exact.sum()) if ov is not None else 0,
-                "images_in_duplicate_groups": int(np.union1d(ov.left, ov.right).size)
+                "exact_duplicate_pairs": ov.exact_count() if ov is not None else 0,
+                "images_in_duplicate_groups": int(ov.images_left.size)
                 if ov is not None else 0,
                 "labels": name in self.labels,
             }
         leaks = [
-            {"a": a, "b": b, "pairs": len(ov), "exact_pairs": int(ov.exact.sum()),
+            {"a": a, "b": b, "pairs": len(ov), "exact_pairs": ov.exact_count(),
              "a_images": int(ov.images_left.size), "b_images": int(ov.images_right.size)}
             for (a, b), ov in self.overlaps.items()
         ]
+        index = self.group_index()
         return {
             "mode": self.mode,
             "threshold": self.threshold if self.near else None,
             "verification": self.verification(),
             "splits": splits,
             "leaks": leaks,
-            "groups": len(self.groups()),
-            "conflicts": len(self.conflicts) if self.labels else None,
+            "groups": index.count,
+            "largest_group": int(index.sizes[0]) if index.count else 0,
+            "conflicts": self.conflict_count() if self.labels else None,
         }
 
     def to_dict(self) -> dict:
@@ -398,7 +667,7 @@ class Report:
         >>> rep = gd.scan({"train": x, "test": x[:1]})
         >>> d = rep.to_dict()
         >>> d["schema_version"], d["pairs"][0]["section"], d["pairs"][0]["exact"]
-        (2, 'exact_leak', True)
+        (3, 'exact_leak', True)
         """
         return {
             "schema_version": SCHEMA_VERSION,
@@ -410,6 +679,7 @@ class Report:
                               "labels": name in self.labels}
                        for name, info in self.splits.items()},
             "pairs": list(all_rows(self)),
+            "groups": list(group_rows(self)),
             "summary": self.summary(),
         }
 
@@ -423,21 +693,22 @@ class Report:
         >>> json.loads(gd.scan({"train": x}).to_json())["summary"]["splits"]["train"]["count"]
         2
         """
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        text = _json_text(self.to_dict())
         if path is not None:
             write_text_atomic(path, text)
         return text
 
     def to_csv(self, path=None) -> str:
-        """Every pair as CSV with the columns of ``gpudedup.schema.PAIR_COLUMNS`` (booleans
-        ``true``/``false``, null as an empty cell); written to ``path`` if given.
+        """Every link (the JSON's ``pairs`` rows, ``gpudedup.schema``) as CSV with the columns
+        of ``PAIR_COLUMNS`` (booleans ``true``/``false``, null as an empty cell); written to
+        ``path`` if given.
 
         Examples
         --------
         >>> import numpy as np, gpudedup as gd
         >>> x = np.zeros((2, 8, 8), np.uint8)
         >>> print(gd.scan({"train": x}).to_csv().splitlines()[1])
-        exact_duplicate,train,0,train,1,true,0,1.0,0.0,identity,"[0,0]",,,,,,
+        exact_duplicate,train,0,train,1,true,0,1.0,0.0,identity,"[0,0]",0,,,,,
         """
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -450,15 +721,15 @@ class Report:
         return text
 
     def to_pandas(self):
-        """Every pair as a pandas DataFrame with the columns of the CSV (needs pandas).
+        """Every link (row) as a pandas DataFrame with the columns of the CSV (needs pandas).
 
         Examples
         --------
         >>> import numpy as np, gpudedup as gd
         >>> x = np.zeros((3, 8, 8), np.uint8)
         >>> df = gd.scan({"train": x}).to_pandas()
-        >>> len(df), bool(df["exact"].all())
-        (3, True)
+        >>> len(df), bool(df["exact"].all())  # 3 identical images: 2 links from the first
+        (2, True)
         """
         pandas = _pandas()
         return pandas.DataFrame(list(all_rows(self)), columns=list(PAIR_COLUMNS))
@@ -504,6 +775,23 @@ class Report:
         return render_fragment(self, max_rows=5)
 
 
+def _json_text(data: dict) -> str:
+    # indented, with one row per line in the long lists: json's indenting encoder is pure
+    # Python (about 10 s for 100,000 rows), its compact one is C
+    def compact(value):
+        return json.dumps(value, separators=(", ", ": "), allow_nan=False)
+
+    items = []
+    for key, value in data.items():
+        if isinstance(value, list) and value:
+            body = ",\n  ".join(compact(row) for row in value)
+            items.append(f"{compact(key)}: [\n  {body}\n ]")
+        else:
+            text = json.dumps(value, indent=1, allow_nan=False).replace("\n", "\n ")
+            items.append(f"{compact(key)}: {text}")
+    return "{\n " + ",\n ".join(items) + "\n}"
+
+
 def _pandas():
     try:
         import pandas
@@ -545,4 +833,9 @@ def format_summary(report: Report) -> str:
     conflicts = ("no labels" if summary["conflicts"] is None
                  else f"label conflicts: {summary['conflicts']}")
     lines.append(f"duplicate groups: {summary['groups']}    {conflicts}")
+    if summary["largest_group"] > BIG_GROUP:
+        # the big clusters (blank images, placeholders) once each, not as their pairs
+        for row in itertools.islice(group_rows(report), 3):
+            if row["size"] > BIG_GROUP:
+                lines.append(f"  {describe_group(report, row)}")
     return "\n".join(lines)

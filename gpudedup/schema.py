@@ -2,9 +2,18 @@
 
 JSON (``Report.to_json``), CSV (``Report.to_csv``), pandas (``Report.to_pandas``) and the HTML page
 all take their rows from :func:`pair_rows`, so they cannot drift apart. Columns that later work
-fills (group, file paths) are named now and are ``None`` (JSON ``null``, an empty CSV cell)
-until filled; ``similarity`` and ``residual`` are null for pairs that were not verified. A
-change to the columns or their meaning bumps ``SCHEMA_VERSION``.
+fills (file paths) are named now and are ``None`` (JSON ``null``, an empty CSV cell) until
+filled; ``similarity`` and ``residual`` are null for pairs that were not verified. A change to
+the columns or their meaning bumps ``SCHEMA_VERSION``.
+
+The rows are the links of each search (``Overlaps.links``), linear in the images: identical
+images form a class listed once as pairs from its first image (its representative) to each
+other member, and pairs found between two classes are listed from each representative to the
+other class's members; every other pair follows through a representative, and the summary
+counts them all. The ``groups`` section (:func:`group_rows`) lists each group of linked images
+once: its size, members per split, kind and widest pair. In a group of more than
+``SPANNING_FROM`` images the near rows are the strongest links that join it (a maximum
+spanning forest by similarity), not every near pair inside it.
 """
 
 from __future__ import annotations
@@ -15,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .labels import conflict_mask, label_value
+from .groups import spanning_forest
+from .labels import label_value, labels_differ
 from .transforms import TRANSFORMS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: one row per pair; ``a``/``i`` and ``b``/``j`` are split and index of its two images
 PAIR_COLUMNS = (
@@ -30,7 +40,7 @@ PAIR_COLUMNS = (
     "residual",    # the verification residual (grey levels, 0-255 scale); null if not verified
     "transform",   # the flip or rotation that matched: a[i] is a copy of transform(b[j])
     "offset",      # [dy, dx] of the shifted hash variant that found the pair ([0, 0]: plain)
-    "group",       # id of the duplicate group; null until groups fill it
+    "group",       # the duplicate group of both images (the "groups" section's id)
     "path_a", "path_b",  # image files of folder input; null for arrays and HDF5
     "label_a", "label_b",  # null where a split has no labels or the label is unknown
     "conflict",    # labels differ; null unless both images have known labels
@@ -64,26 +74,28 @@ class Section:
 
 
 def sections(report) -> list[Section]:
-    """Every pair of ``report``, split into SECTIONS and put in display order.
+    """Every link of ``report`` (``Overlaps.links``), split into SECTIONS, in display order.
 
     Exact pairs come in split-pair order, then by ``(i, j)``; near pairs most similar first
     (unverified ones last), then by distance, split-pair order and ``(i, j)``.
     """
-    leaks = [(a, b, ov) for (a, b), ov in report.overlaps.items()]
-    dups = [(n, n, ov) for n, ov in report.duplicates.items()]
+    leaks = [(a, b, ov.links()) for (a, b), ov in report.overlaps.items()]
+    dups = [(n, n, ov.links()) for n, ov in report.duplicates.items()]
+    leaks, dups = _spanning_parts(report, leaks, dups)
     out = []
     for kind, parts in (("leak", leaks), ("duplicate", dups)):
         for exact in (True, False):
             keys = []
-            for p, (_, _, ov) in enumerate(parts):
-                index = np.flatnonzero(ov.exact == exact)
-                dist = np.zeros(index.size, np.int64) if exact else ov.distance[index]
+            for p, (_, _, cols) in enumerate(parts):
+                index = np.flatnonzero(cols["exact"] == exact)
+                dist = np.zeros(index.size, np.int64) if exact else cols["distance"][index]
                 # dissimilarity in millionths, NaN (unverified) after every verified pair
-                unlike = np.nan_to_num(1.0 - ov.similarity[index].astype(np.float64), nan=2.0)
+                unlike = np.nan_to_num(1.0 - cols["similarity"][index].astype(np.float64),
+                                       nan=2.0)
                 keys.append(np.column_stack([
                     np.rint(unlike * 1e6).astype(np.int64),
                     dist.astype(np.int64), np.full(index.size, p, np.int64),
-                    ov.left[index], ov.right[index], index]))
+                    cols["i"][index], cols["j"][index], index]))
             table = np.concatenate(keys) if keys else np.empty((0, 6), np.int64)
             order = np.lexsort(tuple(table[:, c] for c in (4, 3, 2, 1, 0)))
             key = f"{'exact' if exact else 'near'}_{kind}"
@@ -91,27 +103,128 @@ def sections(report) -> list[Section]:
     return out
 
 
+#: a group of more images than this lists the strongest near links that join it (a maximum
+#: spanning forest: one row fewer than its images) instead of every near pair among them
+SPANNING_FROM = 100
+
+
+def _spanning_parts(report, leaks, dups):
+    # near links inside big groups thinned to a maximum spanning forest by similarity (exact
+    # links, already linear, join first); everything else as it is
+    index = report.group_index()
+    if not (index.sizes > SPANNING_FROM).any():
+        return leaks, dups
+    names = list(report.splits)
+    offsets = np.cumsum([0] + [report.splits[n].count for n in names])
+    base = {n: int(offsets[k]) for k, n in enumerate(names)}
+    parts = leaks + dups
+    picks, lefts, rights, weights = [], [], [], []
+    for a, b, cols in parts:
+        gid = index.ids[a][cols["i"]]
+        big = np.flatnonzero((gid >= 0) & (index.sizes[np.maximum(gid, 0)] > SPANNING_FROM))
+        picks.append(big)
+        lefts.append(cols["i"][big] + base[a])
+        rights.append(cols["j"][big] + base[b])
+        sim = np.nan_to_num(cols["similarity"][big].astype(np.float64), nan=-1.0)
+        weights.append(np.where(cols["exact"][big], 2.0, sim))
+    left, right, weight = (np.concatenate(x) for x in (lefts, rights, weights))
+    keep = spanning_forest(int(offsets[-1]), left, right,
+                           np.lexsort((np.arange(weight.size), -weight)))
+    out, start = [], 0
+    for (a, b, cols), big in zip(parts, picks):
+        mask = np.ones(cols["i"].size, bool)
+        mine = keep[start:start + big.size]
+        start += big.size
+        mask[big] = mine | cols["exact"][big]
+        out.append((a, b, cols if mask.all() else {k: v[mask] for k, v in cols.items()}))
+    return out[:len(leaks)], out[len(leaks):]
+
+
 def pair_rows(report, section: Section, limit: int | None = None) -> Iterator[dict]:
-    """The rows (dicts of PAIR_COLUMNS) of the first ``limit`` pairs of ``section``."""
+    """The rows (dicts of PAIR_COLUMNS) of the first ``limit`` links of ``section``."""
     conflicts = [None] * len(section.parts)
+    ids = report.group_index().ids
     for p, k in section.order[:limit].tolist():
-        a, b, ov = section.parts[p]
-        if conflicts[p] is None:
-            conflicts[p] = conflict_mask(report.labels, a, b, ov)
+        a, b, cols = section.parts[p]
         la, lb = report.labels.get(a), report.labels.get(b)
-        i, j = int(ov.left[k]), int(ov.right[k])
+        if conflicts[p] is None:
+            conflicts[p] = (labels_differ(la[cols["i"]], lb[cols["j"]])
+                            if la is not None and lb is not None else False)
+        i, j = int(cols["i"][k]), int(cols["j"][k])
         label_a = label_value(la[i]) if la is not None else None
         label_b = label_value(lb[j]) if lb is not None else None
         known = label_a is not None and label_b is not None
+        group = int(ids[a][i])
         yield {
             "section": section.key, "a": a, "i": i, "b": b, "j": j,
-            "exact": bool(ov.exact[k]), "distance": int(ov.distance[k]),
-            "similarity": _number(ov.similarity[k], 4), "residual": _number(ov.residual[k], 3),
-            "transform": TRANSFORMS[int(ov.transform[k])],
-            "offset": [int(v) for v in ov.offset[k]], "group": None,
+            "exact": bool(cols["exact"][k]), "distance": int(cols["distance"][k]),
+            "similarity": _number(cols["similarity"][k], 4),
+            "residual": _number(cols["residual"][k], 3),
+            "transform": TRANSFORMS[int(cols["transform"][k])],
+            "offset": [int(v) for v in cols["offset"][k]],
+            "group": group if group >= 0 else None,
             "path_a": None, "path_b": None, "label_a": label_a, "label_b": label_b,
             "conflict": bool(conflicts[p][k]) if known else None,
         }
+
+
+#: the fields of one row of the "groups" section
+GROUP_COLUMNS = (
+    "group",       # id, as in the pairs' "group" column; 0 is the largest group
+    "size",        # images in the group
+    "members",     # per split, how many of its images it holds
+    "exact",       # every link is an exact copy: a group of identical images
+    "widest",      # the lowest similarity among its links (null if one was not verified)
+    "first",       # [split, index] of its first image
+    "indices",     # per split, its images' indices (only for groups of up to 1,000 images)
+)
+
+#: groups larger than this list their members' counts, not every index
+MAX_LISTED_MEMBERS = 1000
+#: groups of more images than this are described once each in the text summary and the HTML
+#: page (with a few thumbnails): the clusters a user should know of before the pairs
+BIG_GROUP = 10
+
+
+def group_rows(report) -> Iterator[dict]:
+    """One row (a dict of GROUP_COLUMNS) per duplicate group, largest first."""
+    index = report.group_index()
+    names = list(report.splits)
+    listed = {n: None for n in names}
+    small = np.flatnonzero(index.sizes <= MAX_LISTED_MEMBERS)
+    if small.size:
+        listed = {}
+        for n in names:
+            ids = index.ids[n]
+            where = np.flatnonzero(np.isin(ids, small))
+            order = where[np.argsort(ids[where], kind="stable")]
+            listed[n] = (ids[order], order)
+    for g in range(index.count):
+        row = {
+            "group": g, "size": int(index.sizes[g]),
+            "members": {n: int(index.per_split[n][g]) for n in names
+                        if index.per_split[n][g]},
+            "exact": bool(index.exact[g]), "widest": _number(index.widest[g], 4),
+            "first": list(index.first[g]), "indices": None,
+        }
+        if index.sizes[g] <= MAX_LISTED_MEMBERS:
+            row["indices"] = {}
+            for n in names:
+                gids, order = listed[n]
+                lo, hi = np.searchsorted(gids, [g, g + 1])
+                if hi > lo:
+                    row["indices"][n] = order[lo:hi].tolist()
+        yield row
+
+
+def describe_group(report, row: dict) -> str:
+    """A group in words: "group of 50,000 identical images (train 49,990, test 10)"."""
+    kind = "identical images" if row["exact"] else "near copies"
+    where = ", ".join(f"{n} {c:,}" for n, c in row["members"].items())
+    text = f"group of {row['size']:,} {kind} ({where})"
+    if not row["exact"] and row["widest"] is not None:
+        text += f", widest pair similarity {row['widest']:.2f}"
+    return text
 
 
 def _number(value, digits: int) -> float | None:

@@ -847,6 +847,8 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
                     best = mse
                     out_shift[p, 0] = dy
                     out_shift[p, 1] = dx
+                if best == 0.0:
+                    break  # a perfect fit: no later shift can beat it (ties go to the earlier)
             if best < 0.0 or beyond_cut(best, levels_range, cut):
                 out_residual[p] = np.inf
                 out_shift[p, 0] = 0

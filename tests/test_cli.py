@@ -82,7 +82,7 @@ def test_scan_writes_reports(demo_file, tmp_path, capsys):
     assert code == 0, err
     report = json.loads(out_json.read_text())
     assert set(report) == {"schema_version", "version", "mode", "threshold", "splits", "pairs",
-                           "summary"}
+                           "groups", "summary"}
     assert report["schema_version"] == SCHEMA_VERSION and report["mode"] == "exact+near"
     assert report["splits"]["train"]["count"] == 600
     assert report["splits"]["train"]["source"].endswith("data.h5:/train_dataset")
@@ -104,7 +104,8 @@ def test_scan_writes_reports(demo_file, tmp_path, capsys):
         assert cells["conflict"] == ("true" if p["conflict"] else "false")
         assert (cells["section"], cells["a"], int(cells["i"]), cells["b"], int(cells["j"])) == \
             (p["section"], p["a"], p["i"], p["b"], p["j"])
-        assert cells["group"] == "" and float(cells["similarity"]) == p["similarity"]
+        assert int(cells["group"]) == p["group"] >= 0
+        assert float(cells["similarity"]) == p["similarity"]
     page = out_html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert sha256(demo_file) == before

@@ -45,7 +45,7 @@ def test_kernel_cache_is_per_user_not_in_package(tmp_path, numba_first):
     imports = "import numba\nimport gpudedup" if numba_first else "import gpudedup\nimport numba"
     _run(imports + """
 import numpy as np
-from gpudedup.results import connected_components
+from gpudedup.groups import connected_components
 from usermod import user_add
 assert connected_components(3, np.array([0]), np.array([2])).tolist() == [0, 1, 0]
 assert user_add(1) == 2
@@ -53,7 +53,7 @@ assert user_add(1) == 2
     after = set().union(*(_cache_files(d) for d in PACKAGE_DIRS))
     assert after - before == set(), "numba wrote cache files inside the package"
     ours = _cache_files(tmp_path / "xdg" / "gpudedup" / "numba")
-    assert any("results" in os.path.basename(f) for f in ours)
+    assert any("groups" in os.path.basename(f) for f in ours)
     # the user's own function: numba's default, beside its source file
     assert _cache_files(tmp_path / "__pycache__")
 
@@ -63,7 +63,7 @@ def test_numba_cache_dir_is_honoured(tmp_path):
                XDG_CACHE_HOME=str(tmp_path / "xdg"))
     _run("""
 import numpy as np
-from gpudedup.results import connected_components
+from gpudedup.groups import connected_components
 connected_components(2, np.array([0]), np.array([1]))
 """, env, tmp_path)
     assert _cache_files(tmp_path / "numba-cache")
