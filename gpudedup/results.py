@@ -817,18 +817,30 @@ def format_summary(report: Report) -> str:
         where = row["a"] if row["a"] == row["b"] else f"{row['a']} <-> {row['b']}"
         lines.append(f"NOT VERIFIED on pixels ({where}, {row['pairs']} near pairs): "
                      f"{row['reason']}")
+    def width(least, rows, key):
+        # a column at least ``least`` wide, wider for a count that would touch its neighbour
+        return max([least] + [len(str(r[key])) + 2 for r in rows])
+
     if summary["leaks"]:
+        leaks = summary["leaks"]
+        wp, we = width(9, leaks, "pairs"), width(9, leaks, "exact_pairs")
         lines.append("")
-        lines.append(f"{'leaks':<22}{'pairs':>9}{'exact':>9}  images with a copy in the other")
-        for row in summary["leaks"]:
+        lines.append(f"{'leaks':<22}{'pairs':>{wp}}{'exact':>{we}}  images with a copy in the "
+                     "other")
+        for row in leaks:
             key = f"{row['a']} <-> {row['b']}"
-            lines.append(f"{key:<22}{row['pairs']:>9}{row['exact_pairs']:>9}  "
+            lines.append(f"{key:<22}{row['pairs']:>{wp}}{row['exact_pairs']:>{we}}  "
                          f"{row['a']} {row['a_images']}, {row['b']} {row['b_images']}")
+    rows = list(summary["splits"].values())
+    wc, wd = width(10, rows, "count"), width(12, rows, "duplicate_pairs")
+    we, wg = width(9, rows, "exact_duplicate_pairs"), width(11, rows, "images_in_duplicate_groups")
     lines.append("")
-    lines.append(f"{'split':<12}{'images':>10}{'dup pairs':>12}{'exact':>9}{'in groups':>11}")
+    lines.append(f"{'split':<12}{'images':>{wc}}{'dup pairs':>{wd}}{'exact':>{we}}"
+                 f"{'in groups':>{wg}}")
     for name, row in summary["splits"].items():
-        lines.append(f"{name:<12}{row['count']:>10}{row['duplicate_pairs']:>12}"
-                     f"{row['exact_duplicate_pairs']:>9}{row['images_in_duplicate_groups']:>11}")
+        lines.append(f"{name:<12}{row['count']:>{wc}}{row['duplicate_pairs']:>{wd}}"
+                     f"{row['exact_duplicate_pairs']:>{we}}"
+                     f"{row['images_in_duplicate_groups']:>{wg}}")
     lines.append("")
     conflicts = ("no labels" if summary["conflicts"] is None
                  else f"label conflicts: {summary['conflicts']}")
