@@ -16,6 +16,7 @@ from .api import (  # noqa: E402
 )
 from .cleaning import CleanPlan, keep_masks, plan_clean  # noqa: E402
 from .diagnostics import info  # noqa: E402
+from .distributed import dask_from_hdf5  # noqa: E402
 from .errors import GpudedupError, InputError, InputTypeError  # noqa: E402
 from .hashing import digest, hash_images, phash  # noqa: E402
 from .hashset import HashSet  # noqa: E402
@@ -34,6 +35,7 @@ __all__ = [
     "Report",
     "__version__",
     "clean",
+    "dask_from_hdf5",
     "digest",
     "find_duplicates",
     "find_overlaps",

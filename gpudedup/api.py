@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import backend as backends
+from . import distributed as on_dask
 from .checks import (
     check_batch_size,
     check_count,
@@ -51,10 +52,13 @@ def _check_options(threshold, exact, near, strategy, min_similarity=DEFAULT_MIN_
 
 
 def _hashes(obj, name: str, be, *, exact: bool, near: bool, batch_size, progress,
-            label: str | None = None) -> HashSet:
+            label: str | None = None, dask: dict | None = None) -> HashSet:
     # a HashSet is used as it is; anything else is validated and hashed now
     if isinstance(obj, HashSet):
         return obj
+    if on_dask.is_dask_array(obj):  # dask hook: per chunk, on the workers of a client
+        return on_dask.hash_dask(obj, name, be=be, digests=exact, phashes=near, label=label,
+                                 batch_size=batch_size, progress=progress, **(dask or {}))
     source = obj if isinstance(obj, ImageSource) else as_source(obj, name)
     return hash_source(source, be, digests=exact, phashes=near, batch_size=batch_size,
                        progress=progress, label=label)
@@ -112,6 +116,10 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
               exact: bool, near: bool, verify: bool, be, strategy: str,
               min_similarity: float = DEFAULT_MIN_SIMILARITY,
               progress: bool = False, max_pairs: int = MAX_PAIRS) -> Overlaps:
+    if on_dask.runs_on_cluster(ha, hb):  # dask hook: tasks of query rows on the workers
+        return on_dask.overlaps_on_cluster(
+            ha, hb, names, threshold=threshold, exact=exact, near=near, verify=verify, be=be,
+            strategy=strategy, min_similarity=min_similarity)
     self_join = hb is None
     other = ha if self_join else hb
     width = max(other.count, 1)
@@ -177,7 +185,7 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
                   near: bool = True, verify: bool = True,
                   min_similarity: float = DEFAULT_MIN_SIMILARITY, invariant: str | None = None,
                   shifts: int = 0, backend: str = "auto", batch_size: int | None = None,
-                  progress: bool = False, strategy: str = "auto",
+                  progress: bool = False, strategy: str = "auto", scheduler=None,
                   max_pairs: int = MAX_PAIRS) -> Overlaps:
     """Pairs of images that are exact or near duplicates, between ``a`` and ``b`` or inside ``a``.
 
@@ -190,10 +198,10 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
 
     Parameters
     ----------
-    a, b : array-like, h5py.Dataset, str or HashSet
+    a, b : array-like, h5py.Dataset, str, dask array or HashSet
         ``(N, H, W)`` images of any integer or float dtype, ``(N, H, W, 3)`` uint8 RGB,
-        ``"file.h5:/dataset"``, or precomputed hashes. Without ``b``, the pairs inside ``a``
-        (``left < right``).
+        ``"file.h5:/dataset"``, a dask array (``gd.dask_from_hdf5``), or precomputed hashes.
+        Without ``b``, the pairs inside ``a`` (``left < right``).
     threshold : int, 0..64
         Search radius: largest Hamming distance between the perceptual hashes of a candidate
         near pair (default 8, chosen on real data, README "Accuracy"). A larger radius finds
@@ -226,6 +234,10 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
         Show progress bars.
     strategy : {"auto", "brute", "mih"}
         Range-search strategy; all give the same pairs.
+    scheduler : distributed.Client or str, optional
+        Where dask array inputs are hashed and searched: a client or a scheduler address.
+        Default: the active client, if any, else locally one chunk at a time. The answer is the
+        same either way (:mod:`gpudedup.distributed`).
     max_pairs : int
         Most pairs the result makes into arrays when they are read (default 20 million):
         identical images are kept as classes, so a cluster of k copies costs k integers until
@@ -254,14 +266,19 @@ def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool 
     >>> len(gd.find_overlaps(train))  # inside one set
     0
     """
+    if scheduler is not None:  # dask hook: the same call, with that client as the active one
+        arguments = dict(locals(), scheduler=None)
+        with on_dask.session(scheduler):
+            return find_overlaps(**arguments)
     threshold, min_similarity, invariant, shifts = _check_options(
         threshold, exact, near, strategy, min_similarity, invariant, shifts)
     check_batch_size(batch_size)
     max_pairs = check_count(max_pairs, "max_pairs")
     be = backends.resolve(backend, a, b)
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
-    ha = _hashes(a, "a", be, **opts)
-    hb = None if b is None else _hashes(b, "b", be, **opts)
+    dask = {"backend": backend, "invariant": invariant, "shifts": shifts}
+    ha = _hashes(a, "a", be, **opts, dask=dask)
+    hb = None if b is None else _hashes(b, "b", be, **opts, dask=dask)
     if near:
         variants = {"batch_size": batch_size, "progress": progress}
         if hb is None:
@@ -296,7 +313,8 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
          near: bool = True, verify: bool = True,
          min_similarity: float = DEFAULT_MIN_SIMILARITY, invariant: str | None = None,
          shifts: int = 0, backend: str = "auto", batch_size: int | None = None,
-         progress: bool = False, strategy: str = "auto", max_pairs: int = MAX_PAIRS) -> Report:
+         progress: bool = False, strategy: str = "auto", scheduler=None,
+         max_pairs: int = MAX_PAIRS) -> Report:
     """Leaks between splits, duplicates inside each, and duplicates whose labels differ.
 
     Parameters
@@ -310,8 +328,8 @@ def scan(splits, labels=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool
         are unknown and never conflict; one-hot rows are read as class indices. The rule is
         :mod:`gpudedup.labels`.
     threshold, exact, near, verify, min_similarity, invariant, shifts, backend, batch_size, \
-progress, strategy, max_pairs
-        As for :func:`find_overlaps`.
+progress, strategy, scheduler, max_pairs
+        As for :func:`find_overlaps` (a split may be a dask array).
 
     Returns
     -------
@@ -332,6 +350,10 @@ progress, strategy, max_pairs
     >>> [(c.a, c.i, c.b, c.j) for c in rep.conflicts]  # train[4] is labelled 1, test[0] 2
     [('train', 4, 'test', 0)]
     """
+    if scheduler is not None:  # dask hook: the same call, with that client as the active one
+        arguments = dict(locals(), scheduler=None)
+        with on_dask.session(scheduler):
+            return scan(**arguments)
     threshold, min_similarity, invariant, shifts = _check_options(
         threshold, exact, near, strategy, min_similarity, invariant, shifts)
     check_batch_size(batch_size)
@@ -345,10 +367,14 @@ progress, strategy, max_pairs
     be = backends.resolve(backend, *splits.values())
     # validate every split and the labels before hashing anything
     inputs = {name: images if isinstance(images, HashSet)
+              else on_dask.check_dask_images(images, f"splits[{name!r}]")
+              if on_dask.is_dask_array(images)  # dask hook: validated, not read
               else as_source(images, f"splits[{name!r}]") for name, images in splits.items()}
-    label_arrays = _check_labels(labels, {n: x.count for n, x in inputs.items()})
+    label_arrays = _check_labels(labels, {n: int(x.shape[0]) if on_dask.is_dask_array(x)
+                                          else x.count for n, x in inputs.items()})
     opts = {"exact": exact, "near": near, "batch_size": batch_size, "progress": progress}
-    hashes = {name: _hashes(x, f"splits[{name!r}]", be, label=name, **opts)
+    dask = {"backend": backend, "invariant": invariant, "shifts": shifts}
+    hashes = {name: _hashes(x, f"splits[{name!r}]", be, label=name, **opts, dask=dask)
               for name, x in inputs.items()}
     if near:
         hashes = {name: _with_variants(h, invariant, shifts, be, batch_size=batch_size,

@@ -22,9 +22,10 @@ from .cleaning import (
     split_priority,
     write_clean,
 )
+from .distributed import is_dask_array as _is_dask
 from .errors import GpudedupError, InputError
 from .fileio import check_outputs, write_text
-from .hashing import hash_source
+from .hashing import hash_images, hash_source
 from .hashset import HashSet, load_many, misfit, refresh, save_many
 from .labels import check_labels
 from .layout import SplitSpec, find_splits, guess_labels, parse_assignments
@@ -172,7 +173,35 @@ def _with_cached_hashes(args, inputs: _Inputs) -> dict[str, object]:
 
 def _run_scan(args, inputs: _Inputs):
     splits = _with_cached_hashes(args, inputs)
-    return scan(splits, labels=inputs.labels or None, **_scan_options(args))
+    with _cluster(args):
+        return scan(_on_workers(args, splits), labels=inputs.labels or None,
+                    **_scan_options(args))
+
+
+@contextlib.contextmanager
+def _cluster(args):
+    # --workers N: a local cluster of N processes; --scheduler ADDRESS: a running one
+    from . import distributed as on_dask
+
+    if getattr(args, "workers", None):
+        with on_dask.local_cluster(args.workers) as client:
+            yield client
+    elif getattr(args, "scheduler", None):
+        with on_dask.session(args.scheduler) as client:
+            yield client
+    else:
+        yield None
+
+
+def _on_workers(args, splits: dict) -> dict:
+    # with a cluster, each split's images are read by the workers (cached HashSets stay)
+    if not (getattr(args, "workers", None) or getattr(args, "scheduler", None)):
+        return splits
+    from .distributed import dask_from_hdf5
+
+    return {name: dask_from_hdf5(f"{data.file.filename}:{data.name}")
+            if hasattr(data, "file") and hasattr(data, "name") else data
+            for name, data in splits.items()}
 
 
 def _scan_options(args) -> dict:
@@ -281,9 +310,13 @@ def _cmd_hash(args) -> int:
     with inputs.handle:
         be = backends.resolve(args.backend)
         sets: dict[str, HashSet] = {}
-        for name, dataset in inputs.splits.items():
-            source = as_source(dataset, f"--split {name}")
-            sets[name] = hash_source(source, be, progress=_progress(args))
+        with _cluster(args):
+            for name, images in _on_workers(args, inputs.splits).items():
+                if _is_dask(images):  # hashed per chunk on the workers
+                    sets[name] = hash_images(images, backend=args.backend)
+                    continue
+                source = as_source(images, f"--split {name}")
+                sets[name] = hash_source(source, be, progress=_progress(args))
         save_many(args.output, sets)
     for name, hs in sets.items():
         _say(args, f"{name}: {hs.count} images hashed")
@@ -425,6 +458,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     noise.add_argument("--quiet", action="store_true", help="no progress bars or notes")
 
 
+def _add_cluster(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive, metavar="N",
+                       help="hash and search on a local Dask cluster of N worker processes "
+                            "(needs gpudedup[dask]; the report is the same)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="hash and search on the Dask cluster at ADDRESS "
+                            "(tcp://host:8786); the workers read FILE themselves")
+
+
 def _add_inputs(parser: argparse.ArgumentParser, *, cache: bool = True) -> None:
     parser.add_argument("file", metavar="FILE.h5", help="HDF5 file holding the splits")
     parser.add_argument("--split", action="append", metavar="NAME=/dataset",
@@ -451,6 +494,13 @@ def _count(text: str) -> int:
         value = -1
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 
@@ -492,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inputs(cmd)
     _add_search(cmd)
     _add_common(cmd)
+    _add_cluster(cmd)
     _add_reports(cmd)
     cmd.add_argument("--fail-on", type=_fail_on, default=[], metavar="WHAT",
                      help="exit with status 1 when the scan finds any of WHAT: a comma list "
@@ -512,6 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
                           f"of its images (default {DEFAULT_MAX_REMOVED:g})")
     _add_search(cmd)
     _add_common(cmd)
+    _add_cluster(cmd)
     _add_reports(cmd)
     cmd.set_defaults(run=_cmd_clean)
 
@@ -519,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inputs(cmd, cache=False)
     cmd.add_argument("-o", "--output", required=True, metavar="HASHES.h5")
     _add_common(cmd)
+    _add_cluster(cmd)
     cmd.set_defaults(run=_cmd_hash)
 
     cmd = _subcommand(sub, "demo", "run a scan on a built-in demo dataset")

@@ -388,14 +388,16 @@ def digest(images, *, backend: str = "auto", batch_size: int | None = None,
 
 def hash_images(images, *, invariant: str | None = None, shifts: int = 0,
                 backend: str = "auto", batch_size: int | None = None,
-                progress: bool = False) -> HashSet:
+                progress: bool = False, scheduler=None) -> HashSet:
     """Digests and phashes of ``images`` as a :class:`HashSet` (save it to hash a split once).
 
     Parameters are as for :func:`phash`; ``invariant`` and ``shifts`` (as for
     :func:`gpudedup.find_overlaps`) also make the variant hashes a search with those options
     needs, so a saved HashSet serves it without its images. The HashSet keeps a reference to
     the images so that pairs can be verified on pixels (and saves images of up to 4 KiB with
-    its hashes).
+    its hashes). A dask array (``gd.dask_from_hdf5``) is hashed per chunk on the workers of
+    ``scheduler`` (a ``distributed.Client`` or an address; default the active client, if any),
+    else locally one chunk at a time.
 
     Examples
     --------
@@ -406,6 +408,14 @@ def hash_images(images, *, invariant: str | None = None, shifts: int = 0,
     (20, [[5, 0]])
     """
     invariant, shifts = check_invariant(invariant), check_shifts(shifts)
+    from . import distributed as on_dask
+
+    if on_dask.is_dask_array(images):  # dask hook: per chunk, on the workers of a client
+        check_batch_size(batch_size)
+        with on_dask.session(scheduler):  # a client or an address; default the active one
+            return on_dask.hash_dask(images, "images", backend=backend,
+                                     be=backends.resolve(backend), invariant=invariant,
+                                     shifts=shifts, batch_size=batch_size, progress=progress)
     source, be = _open(images, backend, batch_size)
     hs = hash_source(source, be, batch_size=batch_size, progress=progress)
     if invariant is not None or shifts:
