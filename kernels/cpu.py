@@ -709,8 +709,8 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
     Later shifts are bounded against the best full score so far as well (a bound at or above
     it cannot win), which leaves the answer unchanged and makes a near-identical pair cost
     about one full score instead of one per shift (the CUDA twin scores every such shift; the
-    results are the same). Consecutive pairs of one image a quantised alike (the search's pairs come sorted by i)
-    share a's levels, block sums and tables.
+    results are the same). Consecutive pairs of one image a quantised alike (the search's
+    pairs come sorted by i) share a's levels, block sums and tables.
     """
     npairs = i.shape[0]
     height, width = images_a.shape[1], images_a.shape[2]
