@@ -119,7 +119,7 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
     if on_dask.runs_on_cluster(ha, hb):  # dask hook: tasks of query rows on the workers
         return on_dask.overlaps_on_cluster(
             ha, hb, names, threshold=threshold, exact=exact, near=near, verify=verify, be=be,
-            strategy=strategy, min_similarity=min_similarity)
+            strategy=strategy, min_similarity=min_similarity, max_pairs=max_pairs)
     self_join = hb is None
     other = ha if self_join else hb
     width = max(other.count, 1)

@@ -268,17 +268,18 @@ class DaskSource(ImageSource):
         return backends.to_host(self.data[unique].compute())[inverse]
 
 
-class RowRange(ImageSource):
-    """Rows ``start:stop`` of another source (a search task's block): ``take`` reads through
-    the parent, so an HDF5 file is read only at the rows asked for."""
+class RowsOf(ImageSource):
+    """Rows ``rows`` (ascending) of an HDF5 source (a search task's block, or one image per
+    class): ``take`` reads through the parent, so the file is read only at those rows. Its
+    ``data`` is the parent's dataset, which the pixel check never reads in place."""
 
-    def __init__(self, parent: ImageSource, start: int, stop: int):
+    def __init__(self, parent: ImageSource, rows: np.ndarray):
         super().__init__(name=parent.name, data=parent.data, description=parent.description)
-        self.parent, self.start, self.stop = parent, int(start), int(stop)
+        self.parent, self.rows = parent, np.asarray(rows, dtype=np.int64)
 
     @property
     def count(self) -> int:
-        return self.stop - self.start
+        return int(self.rows.size)
 
     @property
     def is_file(self) -> bool:  # never read whole: the parent's data is larger
@@ -289,13 +290,12 @@ class RowRange(ImageSource):
         return self.parent.readable
 
     def take(self, indices: np.ndarray) -> np.ndarray:
-        return self.parent.take(np.asarray(indices, dtype=np.int64) + self.start)
+        return self.parent.take(self.rows[np.asarray(indices, dtype=np.int64)])
 
     def batches(self, batch_size: int | None = None, *, align: bool | None = None):
         size = batch_size or self.default_batch_size()
         for lo in range(0, self.count, size):
-            hi = min(lo + size, self.count)
-            yield lo, self.parent.take(np.arange(lo + self.start, hi + self.start))
+            yield lo, self.parent.take(self.rows[lo:lo + size])
 
 
 def check_dask_images(array, name: str):
@@ -410,13 +410,18 @@ class WorkerSide:
             return ImageSource(name=name, data=self.pixels, description=self.description)
         return None
 
-    def hashset(self, name: str, start: int = 0, stop: int | None = None) -> HashSet:
-        """The HashSet of rows ``start:stop`` (default all), with its images where they are."""
-        stop = self.count if stop is None else stop
+    def hashset(self, name: str, rows: np.ndarray | None = None) -> HashSet:
+        """The HashSet of ``rows`` (ascending; default all), with its images where they are."""
         source = self.source(name)
-        if source is not None and (start, stop) != (0, self.count):
-            source = RowRange(source, start, stop)
-        rows = slice(start, stop)
+        if rows is None:
+            rows = slice(0, self.count)
+        elif source is not None and isinstance(source.data, np.ndarray):
+            # the pixels of those rows themselves: a view of all the rows under these row
+            # numbers would let the pixel check read the array in place at the wrong images
+            source = ImageSource(name=name, data=source.data[rows],
+                                 description=self.description)
+        elif source is not None:
+            source = RowsOf(source, rows)
         return HashSet(self.phashes[rows],
                        None if self.digests is None else self.digests[rows],
                        image_shape=self.image_shape, dtype=self.dtype, source=source,
@@ -602,9 +607,13 @@ _COLUMNS = ("distance", "exact", "similarity", "residual", "shift", "transform",
             "verified")
 
 
-def _columns(ov, i_offset: int = 0, j_offset: int = 0) -> dict:
-    cols = {name: getattr(ov, name) for name in _COLUMNS}
-    cols["left"], cols["right"] = ov.left + i_offset, ov.right + j_offset
+def _columns(ov, rows_i: np.ndarray, rows_j: np.ndarray) -> dict:
+    # the task's pairs between representatives, in image indices (no class in a task: each
+    # image of a block stands for its class)
+    core = ov.core if not ov.grouped else {"i": ov.left, "j": ov.right,
+                                           **{name: getattr(ov, name) for name in _COLUMNS}}
+    cols = {name: core[name] for name in _COLUMNS}
+    cols["left"], cols["right"] = rows_i[core["i"]], rows_j[core["j"]]
     return cols
 
 
@@ -613,33 +622,37 @@ def _concat(parts: list[dict]) -> dict:
 
 
 def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop: int,
-                 names: tuple[str, str], options: dict) -> dict:
-    """One search task: the pairs whose left image is row ``start..stop-1`` of ``side_a``.
+                 names: tuple[str, str], options: dict, rows_a: np.ndarray,
+                 rows_b: np.ndarray | None) -> dict:
+    """One search task: the pairs whose left image is ``rows_a[start:stop]`` of ``side_a``.
 
-    Against the whole ``side_b``; inside ``side_a`` (``side_b`` None), against rows
-    ``start..`` so that each pair ``i < j`` comes from the block of ``i`` alone. Returns the
-    Overlaps columns with global indices, sorted by (left, right), ``unverified`` and the
-    task's seconds.
+    ``rows_a`` and ``rows_b`` are the images searched (one per class of identical images).
+    Against all of ``rows_b``; inside ``side_a`` (``side_b`` None), against ``rows_a[start:]``
+    so that each pair ``i < j`` comes from the block of ``i`` alone. Returns the pairs'
+    columns with image indices, sorted by (left, right), ``unverified`` and the task's seconds.
     """
     from .api import _overlaps  # the local search, run unchanged on the block
 
     begin, cpu = time.perf_counter(), time.process_time()
     options = dict(options)
     be = backends.resolve(options.pop("backend"))
-    block = side_a.hashset(names[0], start, stop)
+    mine = rows_a[start:stop]
+    block = side_a.hashset(names[0], mine)
     if side_b is not None:
-        ov = _overlaps(block, side_b.hashset(names[1]), names, be=be, **options)
-        parts, reason = [_columns(ov, start, 0)], ov.unverified
-    elif _uses_variants(block, None) or (start, stop) == (0, side_a.count):
-        ov = _overlaps(side_a.hashset(names[0]) if (start, stop) == (0, side_a.count)
+        ov = _overlaps(block, side_b.hashset(names[1], rows_b), names, be=be, **options)
+        parts, reason = [_columns(ov, mine, rows_b)], ov.unverified
+    elif _uses_variants(block, None) or stop - start == rows_a.size:
+        ov = _overlaps(side_a.hashset(names[0], rows_a) if stop - start == rows_a.size
                        else block, None, names, be=be, **options)
-        parts, reason = [_columns(ov, start, start)], ov.unverified
+        parts, reason = [_columns(ov, mine, mine)], ov.unverified
     else:
         inside = _overlaps(block, None, names, be=be, **options)
-        parts, reason = [_columns(inside, start, start)], inside.unverified
-        if stop < side_a.count:
-            after = _overlaps(block, side_a.hashset(names[1], stop), names, be=be, **options)
-            parts.append(_columns(after, start, stop))
+        parts, reason = [_columns(inside, mine, mine)], inside.unverified
+        if stop < rows_a.size:
+            after_rows = rows_a[stop:]
+            after = _overlaps(block, side_a.hashset(names[1], after_rows), names, be=be,
+                              **options)
+            parts.append(_columns(after, mine, after_rows))
             reason = reason or after.unverified
     cols = _concat(parts)
     order = np.lexsort((cols["right"], cols["left"]))
@@ -651,28 +664,40 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
 def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *,
                         threshold: int, exact: bool, near: bool, verify: bool, be,
                         strategy: str, min_similarity: float, progress: bool = False,
-                        rows: int | None = None):
+                        rows: int | None = None, max_pairs: int | None = None):
     """``api._overlaps`` on the active client's workers, one task per block of query rows
     (:func:`search_block`); the same Overlaps, bit for bit."""
-    from .results import Overlaps
+    from .api import _classes
+    from .groups import representatives
+    from .results import MAX_PAIRS, Overlaps
 
+    max_pairs = MAX_PAIRS if max_pairs is None else max_pairs
     client = active_client()
     side_a = ha.worker_side
     side_b = None if hb is None else hb.worker_side
     workers = max(1, len(client.scheduler_info().get("workers", {})))
+    # identical images are classes, as in one process: the tasks search one image of each
+    # and return the pairs between them, and the Overlaps stands for the classes' pairs
+    rep_a = _classes(ha, names[0], exact=exact, verify=verify)
+    rep_b = rep_a if hb is None else _classes(hb, names[1], exact=exact, verify=verify)
+    rows_a = representatives(rep_a, ha.count)
+    rows_b = None if hb is None else representatives(rep_b, hb.count)
     if _uses_variants(ha, hb):
         # the best variant per pair is chosen across launches (and, inside one set, across
         # both directions): one task keeps the local tie-breaking exactly
-        spans = [(0, ha.count)]
+        spans = [(0, rows_a.size)]
     else:
-        spans = search_spans(ha.count, workers, rows)
+        spans = search_spans(rows_a.size, workers, rows)
     options = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
                "strategy": strategy, "min_similarity": min_similarity,
                "backend": side_a.backend}
     shared_a = client.scatter(side_a, broadcast=True, hash=False)
     shared_b = None if side_b is None else client.scatter(side_b, broadcast=True, hash=False)
+    shared_rows_a = client.scatter(rows_a, broadcast=True, hash=False)
+    shared_rows_b = None if rows_b is None else client.scatter(rows_b, broadcast=True,
+                                                               hash=False)
     futures = [client.submit(search_block, shared_a, shared_b, lo, hi, names, options,
-                             pure=True) for lo, hi in spans]
+                             shared_rows_a, shared_rows_b, pure=True) for lo, hi in spans]
     results = client.gather(futures)
     _LAST_RUN.search_tasks += len(results)
     _LAST_RUN.search_seconds += [r["seconds"] for r in results]
@@ -684,5 +709,7 @@ def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str],
                     threshold=threshold, self_join=hb is None,
                     similarity=cols["similarity"], residual=cols["residual"],
                     shift=cols["shift"], transform=cols["transform"], offset=cols["offset"],
-                    verified=cols["verified"], unverified=reason)
+                    verified=cols["verified"], unverified=reason, rep_left=rep_a,
+                    rep_right=rep_b, counts=(ha.count, (ha if hb is None else hb).count),
+                    max_pairs=max_pairs, verified_exact=verify)
 
