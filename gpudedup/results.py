@@ -778,8 +778,7 @@ class Report:
 def _json_text(data: dict) -> str:
     # indented, with one row per line in the long lists: json's indenting encoder is pure
     # Python (about 10 s for 100,000 rows), its compact one is C
-    def compact(value):
-        return json.dumps(value, separators=(", ", ": "), allow_nan=False)
+    compact = json.JSONEncoder(separators=(", ", ": "), allow_nan=False).encode
 
     items = []
     for key, value in data.items():

@@ -18,6 +18,7 @@ spanning forest by similarity), not every near pair inside it.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -141,31 +142,57 @@ def _spanning_parts(report, leaks, dups):
 
 
 def pair_rows(report, section: Section, limit: int | None = None) -> Iterator[dict]:
-    """The rows (dicts of PAIR_COLUMNS) of the first ``limit`` links of ``section``."""
-    conflicts = [None] * len(section.parts)
+    """The rows (dicts of PAIR_COLUMNS) of the first ``limit`` links of ``section``.
+
+    Columns are gathered per part as arrays and turned into Python values a column at a
+    time: a report of 100,000 rows is built in a fraction of a second."""
+    chosen = section.order[:limit]
+    if not chosen.shape[0]:
+        return
     ids = report.group_index().ids
-    for p, k in section.order[:limit].tolist():
+    n = chosen.shape[0]
+    i, j = np.empty(n, np.int64), np.empty(n, np.int64)
+    exact, distance = np.empty(n, bool), np.empty(n, np.int64)
+    similarity, residual = np.empty(n, np.float64), np.empty(n, np.float64)
+    transform, offset = np.empty(n, np.int64), np.empty((n, 2), np.int64)
+    group = np.empty(n, np.int64)
+    names_a, names_b = [None] * n, [None] * n
+    label_a, label_b, conflict = [None] * n, [None] * n, [None] * n
+    for p in np.unique(chosen[:, 0]).tolist():
         a, b, cols = section.parts[p]
+        where = np.flatnonzero(chosen[:, 0] == p)
+        k = chosen[where, 1]
+        i[where], j[where] = cols["i"][k], cols["j"][k]
+        exact[where], distance[where] = cols["exact"][k], cols["distance"][k]
+        similarity[where], residual[where] = cols["similarity"][k], cols["residual"][k]
+        transform[where], offset[where] = cols["transform"][k], cols["offset"][k]
+        group[where] = ids[a][cols["i"][k]]
         la, lb = report.labels.get(a), report.labels.get(b)
-        if conflicts[p] is None:
-            conflicts[p] = (labels_differ(la[cols["i"]], lb[cols["j"]])
-                            if la is not None and lb is not None else False)
-        i, j = int(cols["i"][k]), int(cols["j"][k])
-        label_a = label_value(la[i]) if la is not None else None
-        label_b = label_value(lb[j]) if lb is not None else None
-        known = label_a is not None and label_b is not None
-        group = int(ids[a][i])
-        yield {
-            "section": section.key, "a": a, "i": i, "b": b, "j": j,
-            "exact": bool(cols["exact"][k]), "distance": int(cols["distance"][k]),
-            "similarity": _number(cols["similarity"][k], 4),
-            "residual": _number(cols["residual"][k], 3),
-            "transform": TRANSFORMS[int(cols["transform"][k])],
-            "offset": [int(v) for v in cols["offset"][k]],
-            "group": group if group >= 0 else None,
-            "path_a": None, "path_b": None, "label_a": label_a, "label_b": label_b,
-            "conflict": bool(conflicts[p][k]) if known else None,
-        }
+        values_a = [label_value(v) for v in la[i[where]]] if la is not None else None
+        values_b = [label_value(v) for v in lb[j[where]]] if lb is not None else None
+        differ = (labels_differ(la[i[where]], lb[j[where]]).tolist()
+                  if la is not None and lb is not None else None)
+        for t, w in enumerate(where.tolist()):
+            names_a[w], names_b[w] = a, b
+            if values_a is not None:
+                label_a[w] = values_a[t]
+            if values_b is not None:
+                label_b[w] = values_b[t]
+            if differ is not None and label_a[w] is not None and label_b[w] is not None:
+                conflict[w] = differ[t]
+    columns = {
+        "section": itertools.repeat(section.key, n), "a": names_a, "i": i.tolist(),
+        "b": names_b, "j": j.tolist(), "exact": exact.tolist(), "distance": distance.tolist(),
+        "similarity": [None if v != v else round(v, 4) for v in similarity.tolist()],
+        "residual": [None if v != v else round(v, 3) for v in residual.tolist()],
+        "transform": [TRANSFORMS[t] for t in transform.tolist()],
+        "offset": offset.tolist(),
+        "group": [g if g >= 0 else None for g in group.tolist()],
+        "path_a": itertools.repeat(None, n), "path_b": itertools.repeat(None, n),
+        "label_a": label_a, "label_b": label_b, "conflict": conflict,
+    }
+    for values in zip(*(columns[c] for c in PAIR_COLUMNS)):
+        yield dict(zip(PAIR_COLUMNS, values))
 
 
 #: the fields of one row of the "groups" section
