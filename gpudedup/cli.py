@@ -217,7 +217,7 @@ def _found(report, what: list[str]) -> list[str]:
     counts = {
         "leaks": sum(len(ov) for ov in report.overlaps.values()),
         "duplicates": sum(len(ov) for ov in report.duplicates.values()),
-        "conflicts": len(report.conflicts),
+        "conflicts": report.conflict_count(),
     }
     return [f"{counts[w]} {w[:-1] if counts[w] == 1 else w}" for w in what if counts[w]]
 

@@ -207,6 +207,15 @@ class Overlaps:
         return pair_count(self.self_join, self.core["i"][ex], self.core["j"][ex],
                           self.rep_left, self.rep_right, *self.counts)
 
+    def unverified_count(self) -> int:
+        """How many near pairs were not checked on pixels, without making the pairs (pairs
+        inside a class are exact)."""
+        from .groups import pair_count
+
+        skip = ~self.core["verified"] & ~self.core["exact"]
+        return pair_count(False, self.core["i"][skip], self.core["j"][skip], self.rep_left,
+                          self.rep_right, *self.counts)
+
     def to_pandas(self):
         """The pairs as a pandas DataFrame (needs pandas): columns left, right, distance,
         exact, similarity, residual, transform (its name), verified.
@@ -607,7 +616,7 @@ class Report:
         """How pairs were confirmed: ``verified`` (pixel check on), ``min_similarity``, and
         ``unverified``, a list of ``{"a", "b", "pairs", "reason"}`` for every search whose
         near pairs could not be checked on pixels (reported with similarity null)."""
-        skipped = [{"a": a, "b": b, "pairs": int((~ov.verified & ~ov.exact).sum()),
+        skipped = [{"a": a, "b": b, "pairs": ov.unverified_count(),
                     "reason": ov.unverified}
                    for a, b, ov in self._all_pairs() if ov.unverified]
         return {"verified": self.verify,
