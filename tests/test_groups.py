@@ -9,11 +9,11 @@ import time
 
 import numpy as np
 import pytest
+from naive import naive_exact_pairs, naive_groups, naive_hamming_pairs, naive_pair_score
 
 import gpudedup as gd
 from gpudedup.results import TooManyPairsError
 from gpudedup.verify import score_pairs
-from tests.naive import naive_exact_pairs, naive_groups, naive_hamming_pairs, naive_pair_score
 
 CUT = 32 * (1 - gd.DEFAULT_MIN_SIMILARITY)
 
