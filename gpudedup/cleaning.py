@@ -168,13 +168,12 @@ def plan_clean(report: Report, priority: Sequence[str] | None = None,
     names = list(report.splits)
     ranked = split_priority(names, priority)
     rank_of = np.array([ranked.index(n) for n in names], np.int64)
-    counts = [report.splits[n].count for n in names]
-    offsets = np.cumsum([0] + counts)
-    total = int(offsets[-1])
     index = report.group_index(floor)
+    offsets = index.offsets
+    total = int(offsets[-1])
     gid = (np.concatenate([index.ids[n] for n in names]) if names
            else np.empty(0, np.int64))
-    split = np.repeat(np.arange(len(names)), counts)
+    split = np.repeat(np.arange(len(names)), np.diff(offsets))
     local = np.arange(total) - offsets[split]
     keep = np.ones(total, bool)
     reason = np.full(total, -1, np.int64)  # index into REASONS of each removed image

@@ -134,6 +134,15 @@ def _spanning(parent, left, right, order):
     return keep
 
 
+def exact_columns(i: np.ndarray, j: np.ndarray, verified: bool) -> dict:
+    """The columns of exact pairs ``(i, j)``: distance 0, similarity 1, untransformed."""
+    n = i.size
+    return {"i": i, "j": j, "distance": np.zeros(n, np.uint8), "exact": np.ones(n, bool),
+            "similarity": np.ones(n, np.float32), "residual": np.zeros(n, np.float64),
+            "shift": np.zeros((n, 2), np.int8), "transform": np.zeros(n, np.uint8),
+            "offset": np.zeros((n, 2), np.int8), "verified": np.full(n, verified)}
+
+
 def star_links(rep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Each class as edges from its representative to every other member: ``(rep, member)``
     pairs, linear in the images, with the components of all the class's pairs."""
@@ -211,14 +220,7 @@ def expand(cols: dict, rep_left, rep_right, count_left: int, count_right: int,
             inner = int((k * (k - 1) // 2).sum())
             ci, cj = np.empty(inner, np.int64), np.empty(inner, np.int64)
             _class_pairs(members_l, start_l, ci, cj)
-            extra = {"i": ci, "j": cj, "distance": np.zeros(inner, np.uint8),
-                     "exact": np.ones(inner, bool),
-                     "similarity": np.ones(inner, np.float32),
-                     "residual": np.zeros(inner, np.float64),
-                     "shift": np.zeros((inner, 2), np.int8),
-                     "transform": np.zeros(inner, np.uint8),
-                     "offset": np.zeros((inner, 2), np.int8),
-                     "verified": np.full(inner, verified_exact)}
+            extra = exact_columns(ci, cj, verified_exact)
             out = {key: np.concatenate([out[key], extra[key]]) for key in out}
     order = np.lexsort((out["j"], out["i"]))
     return {key: value[order] for key, value in out.items()}

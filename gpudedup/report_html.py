@@ -123,12 +123,9 @@ def _groups_html(report, groups: list[dict], shown: dict, images) -> str:
     for row in groups:
         cells = []
         for name, index in shown[row["group"]]:
-            picture = images.get((name, index))
             caption = f"{_esc(name)}[{index}]"
-            cells.append("<figure>" + (
-                "<div class=\"placeholder\">no image</div>" if picture is None else
-                f"<img src=\"{picture[0]}\" width=\"{picture[1]}\" height=\"{picture[2]}\" "
-                f"alt=\"{caption}\">") + f"<figcaption>{caption}</figcaption></figure>")
+            cells.append(f"<figure>{_picture(images.get((name, index)), caption, 'no image')}"
+                         f"<figcaption>{caption}</figcaption></figure>")
         more = row["size"] - len(cells)
         if more > 0:
             cells.append(f"<span class=\"note\">and {more:,} more</span>")
@@ -254,16 +251,18 @@ def _match(row: dict) -> str:
     return "near" + (f" ({_esc(', '.join(extra))})" if extra else "")
 
 
+def _picture(shown, caption: str, missing: str) -> str:
+    # one thumbnail (data URI, width, height) as an <img>, or a placeholder saying ``missing``
+    if shown is None:
+        return f"<div class=\"placeholder\">{missing}</div>"
+    uri, width, height = shown
+    return f"<img src=\"{uri}\" width=\"{width}\" height=\"{height}\" alt=\"{caption}\">"
+
+
 def _image_cell(row: dict, side: str, images) -> str:
     name, index = (row["a"], row["i"]) if side == "a" else (row["b"], row["j"])
     caption = f"{_esc(name)}[{index}]"
-    shown = images.get((name, index))
-    if shown is None:
-        picture = "<div class=\"placeholder\">no image<br>(hashes only)</div>"
-    else:
-        uri, width, height = shown
-        picture = (f"<img src=\"{uri}\" width=\"{width}\" height=\"{height}\" "
-                   f"alt=\"{caption}\">")
+    picture = _picture(images.get((name, index)), caption, "no image<br>(hashes only)")
     label = row[f"label_{side}"]
     if label is not None:
         css = "label conflict" if row["conflict"] else "label"

@@ -139,6 +139,7 @@ class Overlaps:
         self.max_pairs = int(max_pairs)
         self.verified_exact = bool(verified_exact)
         self._expanded = None
+        self._links = None
         self._count = None
 
     @property
@@ -236,9 +237,8 @@ class Overlaps:
                                     "verified": self.verified})
 
     def _partnered(self, side: str) -> np.ndarray:
-        # the images of one side with a partner, from the classes (no pairs made)
-        from .groups import members_of
-
+        # the images of one side with a partner, from the classes (no pairs made): those
+        # whose representative is in a pair, or inside one set shares its class
         rep = self.rep_left if side == "left" else self.rep_right
         count = self.counts[0 if side == "left" else 1]
         ends = [self.core["i"], self.core["j"]] if self.self_join else [
@@ -248,13 +248,9 @@ class Overlaps:
             has[e] = True
         if rep is None:
             return np.flatnonzero(has)
-        members, start = members_of(rep, count)
-        sizes = np.diff(start)
         if self.self_join:
-            has |= sizes > 1
-        reps = np.flatnonzero(has & (sizes > 0))
-        return np.sort(members[np.concatenate([np.arange(start[r], start[r + 1])
-                                               for r in reps])]) if reps.size else reps
+            has |= np.bincount(rep, minlength=count) > 1
+        return np.flatnonzero(has[rep])
 
     @property
     def images_left(self) -> np.ndarray:
@@ -274,13 +270,15 @@ class Overlaps:
         Columns as ``core``, sorted by ``(i, j)``."""
         if not self.grouped:
             return self.core
-        from .groups import expand, star_links
+        if self._links is not None:  # reports, groups and clean all read them
+            return self._links
+        from .groups import exact_columns, expand, star_links
 
         parts = []
         if self.self_join:
             parts.append(self.core)
             ri, mi = star_links(self.rep_left)
-            parts.append(_exact_columns(ri, mi, self.verified_exact))
+            parts.append(exact_columns(ri, mi, self.verified_exact))
         else:
             na, nb = self.counts
             parts.append(expand(self.core, None, self.rep_right, na, nb, False, True))
@@ -291,6 +289,7 @@ class Overlaps:
         if cols["i"].size:
             new = np.concatenate([[True], (np.diff(cols["i"]) != 0) | (np.diff(cols["j"]) != 0)])
             cols = {key: value[new] for key, value in cols.items()}
+        self._links = cols
         return cols
 
     def groups(self) -> list[np.ndarray]:
@@ -310,15 +309,6 @@ class Overlaps:
         links = self.links()
         labels = connected_components(self.counts[0], links["i"], links["j"])
         return _groups_from_labels(labels, np.union1d(links["i"], links["j"]))
-
-
-def _exact_columns(i: np.ndarray, j: np.ndarray, verified: bool) -> dict:
-    # the per-pair columns of exact pairs (i, j)
-    n = i.size
-    return {"i": i, "j": j, "distance": np.zeros(n, np.uint8), "exact": np.ones(n, bool),
-            "similarity": np.ones(n, np.float32), "residual": np.zeros(n, np.float64),
-            "shift": np.zeros((n, 2), np.int8), "transform": np.zeros(n, np.uint8),
-            "offset": np.zeros((n, 2), np.int8), "verified": np.full(n, verified)}
 
 
 def _confirmed(ov: Overlaps, min_similarity: float | None) -> Overlaps:
@@ -372,6 +362,8 @@ class GroupIndex:
         not verified). Near copies chain: two members of a group need not be alike.
     first : list of (str, int)
         Each group's first image (split order, then index).
+    offsets : ndarray of int64
+        Where each split starts in one numbering of all splits' images (and their total).
     """
 
     ids: dict[str, np.ndarray]
@@ -380,6 +372,7 @@ class GroupIndex:
     exact: np.ndarray
     widest: np.ndarray
     first: list[tuple[str, int]]
+    offsets: np.ndarray
 
     @property
     def count(self) -> int:
@@ -439,7 +432,7 @@ def _group_index(report, min_similarity) -> GroupIndex:
     first = [(names[s], int(g - offsets[s])) for s, g in zip(split_of.tolist(),
                                                              groups.tolist())]
     return GroupIndex(ids, sizes_by_root[groups].astype(np.int64), per_split, all_exact,
-                      widest, first)
+                      widest, first, offsets)
 
 
 class Conflict(NamedTuple):

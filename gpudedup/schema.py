@@ -115,9 +115,8 @@ def _spanning_parts(report, leaks, dups):
     index = report.group_index()
     if not (index.sizes > SPANNING_FROM).any():
         return leaks, dups
-    names = list(report.splits)
-    offsets = np.cumsum([0] + [report.splits[n].count for n in names])
-    base = {n: int(offsets[k]) for k, n in enumerate(names)}
+    offsets = index.offsets
+    base = {n: int(offsets[k]) for k, n in enumerate(report.splits)}
     parts = leaks + dups
     picks, lefts, rights, weights = [], [], [], []
     for a, b, cols in parts:
