@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .search import verify_pairs
+from .search import sort_columns, verify_pairs
 from .transforms import INVERSE
 
 
@@ -222,5 +222,4 @@ def expand(cols: dict, rep_left, rep_right, count_left: int, count_right: int,
             _class_pairs(members_l, start_l, ci, cj)
             extra = exact_columns(ci, cj, verified_exact)
             out = {key: np.concatenate([out[key], extra[key]]) for key in out}
-    order = np.lexsort((out["j"], out["i"]))
-    return {key: value[order] for key, value in out.items()}
+    return sort_columns(out)

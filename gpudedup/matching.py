@@ -178,6 +178,8 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
 
         parts.append(range_pairs(codes.reshape(-1), codes_a, opts.threshold,
                                  label=f"{label} (variants)", refine=variant, **search))
+    if len(parts) == 1:  # one search: one row per pair already, sorted by (i, j)
+        return {**empty_extras(parts[0]["i"].size), **parts[0]}, reason
     return _best_per_pair(concat_columns(parts)), reason
 
 

@@ -28,6 +28,7 @@ from .schema import (
     describe_mode,
     group_rows,
 )
+from .search import sort_columns
 
 #: largest number of pairs an Overlaps materialises into arrays unless its ``max_pairs`` (or
 #: ``find_overlaps(max_pairs=)``) allows more: 20 million pairs are about 0.7 GB of columns
@@ -284,8 +285,7 @@ class Overlaps:
             parts.append(expand(self.core, None, self.rep_right, na, nb, False, True))
             parts.append(expand(self.core, self.rep_left, None, na, nb, False, True))
         cols = {key: np.concatenate([p[key] for p in parts]) for key in self.core}
-        order = np.lexsort((cols["j"], cols["i"]))
-        cols = {key: value[order] for key, value in cols.items()}
+        cols = sort_columns(cols)
         if cols["i"].size:
             new = np.concatenate([[True], (np.diff(cols["i"]) != 0) | (np.diff(cols["j"]) != 0)])
             cols = {key: value[new] for key, value in cols.items()}
@@ -785,12 +785,22 @@ def _json_text(data: dict) -> str:
     items = []
     for key, value in data.items():
         if isinstance(value, list) and value:
-            body = ",\n  ".join(compact(row) for row in value)
+            body = _one_per_line(compact, value)
             items.append(f"{compact(key)}: [\n  {body}\n ]")
         else:
             text = json.dumps(value, indent=1, allow_nan=False).replace("\n", "\n ")
             items.append(f"{compact(key)}: {text}")
     return "{\n " + ",\n ".join(items) + "\n}"
+
+
+def _one_per_line(compact, rows: list) -> str:
+    # the rows' JSON, one per line: one encoder call for the whole list, split where one row
+    # ends and the next begins; when a row's own text holds that boundary (a string label
+    # "}, {"), the count is off and each row is encoded alone
+    text = compact(rows)[1:-1]
+    if all(isinstance(row, dict) for row in rows) and text.count("}, {") == len(rows) - 1:
+        return text.replace("}, {", "},\n  {")
+    return ",\n  ".join(compact(row) for row in rows)
 
 
 def _pandas():

@@ -517,6 +517,9 @@ def mih_range(a, threshold, self_join, block_starts, block_rows, shifts, masks, 
 #: pairs scored per prange chunk (each chunk allocates its scratch once, and reuses image a's
 #: levels and tables over a run of pairs of one a)
 VERIFY_CHUNK = 256
+#: an image a with at most 1 / SPARSE_FRACTION of its pixels off its background level is scored
+#: from those pixels, without the cut's bounds (pair_residuals)
+SPARSE_FRACTION = 16
 
 
 @njit(fastmath=_EXACT_FLOAT, **_JIT)
@@ -691,6 +694,50 @@ def _cross(qa, qb, y0, y1, x0, x1, dy, dx):
     return np.int64(acc)
 
 
+@njit(**_JIT)
+def _off_level(q, out_y, out_x, out_v):
+    # the pixels of q off its commoner extreme level (its background: 0 or the top level of
+    # the pair's range, whichever holds more pixels): rows, columns and q - background as int64;
+    # returns (count, background)
+    height, width = q.shape
+    q_lo = q[0, 0]
+    q_hi = q[0, 0]
+    for y in range(height):
+        for x in range(width):
+            q_lo = min(q_lo, q[y, x])
+            q_hi = max(q_hi, q[y, x])
+    at_lo = 0
+    at_hi = 0
+    for y in range(height):
+        for x in range(width):
+            at_lo += q[y, x] == q_lo
+            at_hi += q[y, x] == q_hi
+    background = q_lo if at_lo >= at_hi else q_hi
+    count = 0
+    for y in range(height):
+        for x in range(width):
+            if q[y, x] != background:
+                out_y[count] = y
+                out_x[count] = x
+                out_v[count] = np.int64(q[y, x] - background)
+                count += 1
+    return count, np.int64(background)
+
+
+@njit(**_JIT)
+def _cross_sparse(ys, xs, vs, count, background, qb, sat_b1, y0, y1, x0, x1, dy, dx):
+    # _cross when a is mostly one level: the sum of qa[y, x] * qb[y + dy, x + dx] over a's
+    # overlap is background * (b's window sum) plus (qa - background) * qb over the few other
+    # pixels of a. Exact integers, so it equals _cross bit for bit.
+    acc = background * _window(sat_b1, y0 + dy, y1 + dy, x0 + dx, x1 + dx)
+    for t in range(count):
+        y = ys[t]
+        x = xs[t]
+        if y0 <= y < y1 and x0 <= x < x1:
+            acc += vs[t] * np.int64(qb[y + dy, x + dx])
+    return acc
+
+
 @njit(parallel=True, **_JIT)
 def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_shift):
     """Verification score of the pairs (images_a[i[p]], images_b[j[p]]).
@@ -752,6 +799,13 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
         sat_b1 = np.empty((height + 1, width + 1), dtype=np.float64)
         sat_b2 = np.empty((height + 1, width + 1), dtype=np.float64)
         qa = boxes_a[0]
+        # a's pixels off its background level, when there are few (_off_level)
+        sparse_y = np.empty(height * width, dtype=np.int64)
+        sparse_x = np.empty(height * width, dtype=np.int64)
+        sparse_v = np.empty(height * width, dtype=np.int64)
+        sparse_count = 0
+        sparse_background = np.int64(0)
+        a_sparse = False
         # what a's scratch holds: image a_index quantised with (a_lo, a_exponent)
         a_index = np.int64(-1)
         a_lo = 0.0
@@ -780,7 +834,9 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
             if i[p] != a_index or lo != a_lo or exponent != a_exponent:
                 a_index, a_lo, a_exponent, a_sat = i[p], lo, exponent, False
                 _quantise_into(a, lo, scale, qa)
-                if levels:
+                sparse_count, sparse_background = _off_level(qa, sparse_y, sparse_x, sparse_v)
+                a_sparse = sparse_count * SPARSE_FRACTION <= height * width
+                if levels and not a_sparse:
                     _block_sums(boxes_a, levels)
                     for k in range(nshifts):
                         dy, dx = shift_of(k, sy, sx)
@@ -790,7 +846,10 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
             b_levels = False  # qb holds b's levels
             b_sat = False
             limit = math.inf
-            if levels:
+            # a low-content a (a blank page with a speck) scores each shift in full for little
+            # more than its few pixels, less than the bounds would cost: no bounds
+            bounds = levels > 0 and not a_sparse
+            if bounds:
                 limit = cut_limit(levels_range, cut)
                 _grid_sums(b, lo, scale, gy, gx, ny_top << (levels - 1), nx_top << (levels - 1),
                            row, grids_b[1])
@@ -807,13 +866,13 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
                 # at the coarse blocks. The kept pairs and their scores are unchanged.
                 if best >= 0.0 and best < limit:
                     limit = best
-                if levels:
+                if bounds:
                     cross = _dot_int(top_a[k], top_b)
                     if block_bound(scales[levels, k], np.int64(m_top), top_sa[k], top_sb,
                                    top_saa[k], top_sbb, cross) >= limit:
                         continue
                 bounded = False
-                for lev in range(levels - 1, 0, -1):
+                for lev in range(levels - 1 if bounds else 0, 0, -1):
                     side = 1 << lev
                     ny = ny_top << (levels - lev)
                     nx = nx_top << (levels - lev)
@@ -838,11 +897,15 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
                 if not b_sat:
                     _levels_sat(qb, sat_b1, sat_b2)
                     b_sat = True
+                if a_sparse:
+                    cross = _cross_sparse(sparse_y, sparse_x, sparse_v, sparse_count,
+                                          sparse_background, qb, sat_b1, y0, y1, x0, x1, dy, dx)
+                else:
+                    cross = _cross(qa, qb, y0, y1, x0, x1, dy, dx)
                 mse = fit_mse(np.int64((y1 - y0) * (x1 - x0)), _window(sat_a1, y0, y1, x0, x1),
                               _window(sat_b1, y0 + dy, y1 + dy, x0 + dx, x1 + dx),
                               _window(sat_a2, y0, y1, x0, x1),
-                              _window(sat_b2, y0 + dy, y1 + dy, x0 + dx, x1 + dx),
-                              _cross(qa, qb, y0, y1, x0, x1, dy, dx))
+                              _window(sat_b2, y0 + dy, y1 + dy, x0 + dx, x1 + dx), cross)
                 if best < 0.0 or mse < best:
                     best = mse
                     out_shift[p, 0] = dy

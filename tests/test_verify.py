@@ -473,3 +473,43 @@ def test_kernel_cut_edge_values():
     for cut in (0.0, 8.0):
         got, _ = kernel_scores(tiny, tiny, [0, 1], [1, 1], cut=cut)
         assert got.tolist() == [0.0, 0.0]
+
+
+def low_content_images(n, side, seed, background=0):
+    # blank pages with a few specks (white on black, or black on white): the kernel scores an
+    # image a with few pixels off its background from those pixels, without the bounds
+    rng = np.random.default_rng(seed)
+    out = np.full((n, side, side), background, np.uint8)
+    for k in range(n):
+        count = int(rng.integers(1, 5))
+        out[k].flat[rng.integers(0, side * side, count)] = rng.integers(1, 255, count)
+    return out
+
+
+@pytest.mark.parametrize("background", [0, 255])
+def test_low_content_images_match_naive_with_and_without_cut(background):
+    a = low_content_images(10, 28, 5, background)
+    b = np.roll(a, 1, axis=2)  # specks one pixel over: residual 0 at shift (0, 1) when inside
+    b[3:6] = low_content_images(3, 28, 6, background)  # other specks
+    b[6] = np.roll(a[6], 2, axis=1)
+    b[7] = a[7]
+    b[8] = np.where(a[8] == background, background, 128)  # the same specks, one level
+    b[9] = smooth_images(1, 28, 9)[0]  # a picture: b dense, a sparse
+    assert ((a != background).sum(axis=(1, 2)) * cpu.SPARSE_FRACTION <= 28 * 28).all()
+    i = np.r_[np.arange(10), np.zeros(5, int)]
+    j = np.r_[np.arange(10), np.arange(3, 8)]
+    full, full_shift = kernel_scores(a, b, i, j)
+    for p in range(i.size):
+        ref, ref_shift = naive_pair_score(a[i[p]], b[j[p]])
+        assert full[p] == pytest.approx(ref, rel=1e-9, abs=1e-9)
+        assert tuple(full_shift[p]) == ref_shift
+    for cut in (0.0, 8.0, float(np.median(full))):
+        residual, shift = kernel_scores(a, b, i, j, cut=cut)
+        keep = full <= cut
+        np.testing.assert_array_equal(residual[keep], full[keep])
+        np.testing.assert_array_equal(shift[keep], full_shift[keep])
+        assert np.isinf(residual[~keep]).all()
+    assert 0 < (full <= 8).sum() < full.size
+    # the dense side first (a picture against specks) gets the same score: the fit is symmetric
+    back, _ = kernel_scores(b, a, j, i)
+    np.testing.assert_allclose(back, full, rtol=1e-9, atol=1e-9)
