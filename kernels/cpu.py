@@ -757,7 +757,10 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
     it cannot win), which leaves the answer unchanged and makes a near-identical pair cost
     about one full score instead of one per shift (the CUDA twin scores every such shift; the
     results are the same). Consecutive pairs of one image a quantised alike (the search's
-    pairs come sorted by i) share a's levels, block sums and tables.
+    pairs come sorted by i) share a's levels, block sums and tables. An a with at most
+    1 / SPARSE_FRACTION of its pixels off its background level (a blank page with a speck)
+    skips the bounds and gets each shift's cross term from those few pixels: the same exact
+    integers, so the same answer, at 117k -> 674k pairs/s on 1.3M blank-with-a-speck pairs.
     """
     npairs = i.shape[0]
     height, width = images_a.shape[1], images_a.shape[2]
