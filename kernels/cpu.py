@@ -695,17 +695,11 @@ def _cross(qa, qb, y0, y1, x0, x1, dy, dx):
 
 
 @njit(**_JIT)
-def _off_level(q, out_y, out_x, out_v):
-    # the pixels of q off its commoner extreme level (its background: 0 or the top level of
-    # the pair's range, whichever holds more pixels): rows, columns and q - background as int64;
-    # returns (count, background)
+def _off_level(q, q_lo, q_hi, out_y, out_x, out_v):
+    # the pixels of q off its commoner extreme level (its background: q_lo or q_hi, the levels
+    # of the image's smallest and largest pixel, whichever holds more pixels): rows, columns
+    # and q - background as int64; returns (count, background)
     height, width = q.shape
-    q_lo = q[0, 0]
-    q_hi = q[0, 0]
-    for y in range(height):
-        for x in range(width):
-            q_lo = min(q_lo, q[y, x])
-            q_hi = max(q_hi, q[y, x])
     at_lo = 0
     at_hi = 0
     for y in range(height):
@@ -725,11 +719,11 @@ def _off_level(q, out_y, out_x, out_v):
 
 
 @njit(**_JIT)
-def _cross_sparse(ys, xs, vs, count, background, qb, sat_b1, y0, y1, x0, x1, dy, dx):
+def _cross_sparse(ys, xs, vs, count, background, qb, s_b, y0, y1, x0, x1, dy, dx):
     # _cross when a is mostly one level: the sum of qa[y, x] * qb[y + dy, x + dx] over a's
-    # overlap is background * (b's window sum) plus (qa - background) * qb over the few other
-    # pixels of a. Exact integers, so it equals _cross bit for bit.
-    acc = background * _window(sat_b1, y0 + dy, y1 + dy, x0 + dx, x1 + dx)
+    # overlap is background * s_b (b's sum over the overlap) plus (qa - background) * qb over
+    # the few other pixels of a. Exact integers, so it equals _cross bit for bit.
+    acc = background * s_b
     for t in range(count):
         y = ys[t]
         x = xs[t]
@@ -837,7 +831,10 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
             if i[p] != a_index or lo != a_lo or exponent != a_exponent:
                 a_index, a_lo, a_exponent, a_sat = i[p], lo, exponent, False
                 _quantise_into(a, lo, scale, qa)
-                sparse_count, sparse_background = _off_level(qa, sparse_y, sparse_x, sparse_v)
+                # the levels of a's extremes, as quantisation is monotone
+                sparse_count, sparse_background = _off_level(
+                    qa, quantise_scaled(a_min, lo, scale), quantise_scaled(a_max, lo, scale),
+                    sparse_y, sparse_x, sparse_v)
                 a_sparse = sparse_count * SPARSE_FRACTION <= height * width
                 if levels and not a_sparse:
                     _block_sums(boxes_a, levels)
@@ -900,14 +897,14 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
                 if not b_sat:
                     _levels_sat(qb, sat_b1, sat_b2)
                     b_sat = True
+                s_b = _window(sat_b1, y0 + dy, y1 + dy, x0 + dx, x1 + dx)
                 if a_sparse:
                     cross = _cross_sparse(sparse_y, sparse_x, sparse_v, sparse_count,
-                                          sparse_background, qb, sat_b1, y0, y1, x0, x1, dy, dx)
+                                          sparse_background, qb, s_b, y0, y1, x0, x1, dy, dx)
                 else:
                     cross = _cross(qa, qb, y0, y1, x0, x1, dy, dx)
                 mse = fit_mse(np.int64((y1 - y0) * (x1 - x0)), _window(sat_a1, y0, y1, x0, x1),
-                              _window(sat_b1, y0 + dy, y1 + dy, x0 + dx, x1 + dx),
-                              _window(sat_a2, y0, y1, x0, x1),
+                              s_b, _window(sat_a2, y0, y1, x0, x1),
                               _window(sat_b2, y0 + dy, y1 + dy, x0 + dx, x1 + dx), cross)
                 if best < 0.0 or mse < best:
                     best = mse
