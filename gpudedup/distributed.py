@@ -18,9 +18,11 @@ our own: the tasks are pure functions that dask schedules, retries and moves.
   its two images, so the blocks' rows, shifted to global indices and concatenated in block
   order, are the local answer. Pixel checks read only the candidates' images, on the worker
   (reopening the HDF5 file, or from the broadcast pixels).
-* Searches with variant hashes (``invariant=``, ``shifts=``) keep the best variant per pair
-  across both directions of a self-join; they run as one search task (hashing is still split
-  per chunk) so that their tie-breaking stays the local one.
+* Searches with variant hashes (``invariant=``, ``shifts=``) keep the best variant per pair by
+  a total order of the candidates (``matching._best_per_pair``), so a task that meets all of a
+  pair's candidates picks what the whole search picks. Inside one set a pair's candidates come
+  from both images' variants: a task searches its block's variants against the rows from the
+  block on, and all those rows' variants against the block, for the block's pairs only.
 * Without a client, dask arrays are hashed locally one chunk at a time (bounded memory).
 
 ``distributed`` and ``dask`` are imported only inside the functions that need them (the
@@ -641,10 +643,16 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
     if side_b is not None:
         ov = _overlaps(block, side_b.hashset(names[1], rows_b), names, be=be, **options)
         parts, reason = [_columns(ov, mine, rows_b)], ov.unverified
-    elif _uses_variants(block, None) or stop - start == rows_a.size:
-        ov = _overlaps(side_a.hashset(names[0], rows_a) if stop - start == rows_a.size
-                       else block, None, names, be=be, **options)
+    elif stop - start == rows_a.size:
+        ov = _overlaps(side_a.hashset(names[0], rows_a), None, names, be=be, **options)
         parts, reason = [_columns(ov, mine, mine)], ov.unverified
+    elif _uses_variants(block, None):
+        # a pair's variant candidates come from both its images' variants: the block and the
+        # rows after it, searched for the block's pairs only (lead)
+        rest = rows_a[start:]
+        ov = _overlaps(side_a.hashset(names[0], rest), None, names, be=be,
+                       lead=stop - start, **options)
+        parts, reason = [_columns(ov, rest, rest)], ov.unverified
     else:
         inside = _overlaps(block, None, names, be=be, **options)
         parts, reason = [_columns(inside, mine, mine)], inside.unverified
@@ -682,12 +690,7 @@ def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str],
     rep_b = rep_a if hb is None else _classes(hb, names[1], exact=exact, verify=verify)
     rows_a = representatives(rep_a, ha.count)
     rows_b = None if hb is None else representatives(rep_b, hb.count)
-    if _uses_variants(ha, hb):
-        # the best variant per pair is chosen across launches (and, inside one set, across
-        # both directions): one task keeps the local tie-breaking exactly
-        spans = [(0, rows_a.size)]
-    else:
-        spans = search_spans(rows_a.size, workers, rows)
+    spans = search_spans(rows_a.size, workers, rows)
     options = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
                "strategy": strategy, "min_similarity": min_similarity,
                "backend": side_a.backend}

@@ -90,13 +90,16 @@ def resident(hs, candidates: int) -> ImageSource | None:
 
 
 def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=None):
-    # refine(i, j, d, transform, offset) -> the kept columns of one launch, in image indices
-    # (i, j index the searched rows: rows_a, rows_b of the images, or all)
-    def refine(i, j, d, transform, offset):
+    # refine(i, j, d, transform, offset, rank) -> the kept columns of one launch, in image
+    # indices (i, j index the searched rows: rows_a, rows_b of the images, or all); rank (when
+    # given) is the candidate's place in the tie-break between variants (_best_per_pair)
+    def refine(i, j, d, transform, offset, rank=None):
         if rows_a is not None:
             i, j = rows_a[i], rows_b[j]
         cols = {"i": i, "j": j, "distance": d, **empty_extras(i.size)}
         cols["transform"], cols["offset"] = transform, offset
+        if rank is not None:
+            cols["rank"] = rank
         if not verified or i.size == 0:
             return cols
         src_a, src_b = common_grid(resident(ha, i.size), resident(hb, i.size))[:2]
@@ -116,17 +119,22 @@ def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=N
 
 
 def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=None,
-               rows_b=None) -> tuple[dict, str | None]:
+               rows_b=None, lead: int | None = None) -> tuple[dict, str | None]:
     """The near pairs of ``ha`` against ``hb`` (None: inside ``ha``, ``i < j``).
 
     ``rows_a`` and ``rows_b`` (ascending image indices, or None for all) restrict the search
-    to those images: one representative per class of identical images.
+    to those images: one representative per class of identical images. ``lead`` (inside one
+    set only) keeps the pairs whose first image is one of the first ``lead`` searched rows,
+    and searches only for those: a block of a search split into tasks
+    (``gpudedup.distributed``), the same rows as the whole search gives for those images.
 
     Returns the columns (``i``, ``j``, ``distance`` and :data:`EXTRA_COLUMNS`), sorted by
     ``(i, j)``, one row per pair, and why they were not verified (None when they were, or when
     ``opts.verify`` is False). Unverified pairs are every candidate within the radius.
     """
     self_join = hb is None
+    if lead is not None and not self_join:
+        raise ValueError("lead is for a search inside one set")
     other = ha if self_join else hb
     if self_join:
         rows_b = rows_a
@@ -143,51 +151,77 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
     codes_a = ha.phashes if rows_a is None else ha.phashes[rows_a]
     codes_b = other.phashes if rows_b is None else other.phashes[rows_b]
     search = {"be": be, "strategy": opts.strategy, "progress": opts.progress}
+    table = other.variant_table
+    with_variants = table is not None and table.shape[0] > 1
 
     def plain(i, j, d):
+        if lead is not None:  # the lead rows against all: each pair once, as i < j
+            keep = i < j
+            i, j, d = i[keep], j[keep], d[keep]
         zeros = np.zeros(i.size, np.uint8), np.zeros((i.size, 2), np.int8)
-        return score(i, j, d, *zeros)
+        # plain hashes rank before every variant in the tie-break
+        rank = np.full(i.size, -1, np.int64) if with_variants else None
+        return score(i, j, d, *zeros, rank)
 
-    parts = [range_pairs(codes_a, None if self_join else codes_b, opts.threshold,
-                         label=label, refine=plain, **search)]
-    table = other.variant_table
-    if table is not None and table.shape[0] > 1:
+    if lead is None:
+        parts = [range_pairs(codes_a, None if self_join else codes_b, opts.threshold,
+                             label=label, refine=plain, **search)]
+    else:
+        parts = [range_pairs(codes_a[:lead], codes_a, opts.threshold, label=label,
+                             refine=plain, **search)]
+    if with_variants:
         variants = other.variants if rows_b is None else other.variants[rows_b]
         codes = np.ascontiguousarray(variants[:, 1:])  # column 0 is the plain hash
-        rows_per_image = codes.shape[1]
-
-        def variant(r, i, d):
-            # query row r is variant (r % V) + 1 of image r // V of the second side
-            j, v = r // rows_per_image, r % rows_per_image + 1
-            transform = table[v, 0].astype(np.uint8)
-            offset = table[v, 1:].astype(np.int8)
-            if self_join:
-                # a[i] ~ T(a[j]) with i > j is a[j] ~ T^-1(a[i]); a shift reverses
-                swap = i > j
-                drop = i == j
-                i, j = np.where(swap, j, i), np.where(swap, i, j)
-                transform = np.where(swap, INVERSE[transform], transform)
-                offset = np.where(swap[:, None], -offset, offset)
-                keep = ~drop
-                i, j, d, transform, offset = i[keep], j[keep], d[keep], transform[keep], \
-                    offset[keep]
-            # one launch holds all variants of an image: score each (i, j, transform) once,
-            # as the shift variant nearest in hash (the score tries shifts itself)
-            first = _lowest_distance(i, j, transform, d)
-            return score(i[first], j[first], d[first], transform[first], offset[first])
-
-        parts.append(range_pairs(codes.reshape(-1), codes_a, opts.threshold,
-                                 label=f"{label} (variants)", refine=variant, **search))
+        # inside one set a pair (i < j) has candidates from j's variants against i's hash
+        # and from i's variants against j's: with lead rows L, those are all variants against
+        # L's hashes, and L's variants against the hashes after L
+        searches = [(codes, codes_a, 0)] if lead is None else [
+            (codes, codes_a[:lead], 0), (codes[:lead], codes_a[lead:], lead)]
+        for query, index, first_index in searches:
+            if query.size == 0 or index.size == 0:  # the last block has no rows after it
+                continue
+            parts.append(range_pairs(
+                np.ascontiguousarray(query).reshape(-1), index, opts.threshold,
+                label=f"{label} (variants)", **search,
+                refine=_variant_refine(score, table, codes.shape[1], first_index, self_join)))
     if len(parts) == 1:  # one search: one row per pair already, sorted by (i, j)
         return {**empty_extras(parts[0]["i"].size), **parts[0]}, reason
     return _best_per_pair(concat_columns(parts)), reason
 
 
-def _lowest_distance(i, j, transform, d) -> np.ndarray:
-    # per (i, j, transform), the index of the variant with the lowest distance
+def _variant_refine(score, table, rows_per_image: int, first_index: int, self_join: bool):
+    # refine(r, i, d) of a variant search: query row r is variant (r % V) + 1 of image r // V
+    # of the second side, i is row i + first_index of the first side's hashes
+    def refine(r, i, d):
+        i = i + first_index
+        j, v = r // rows_per_image, r % rows_per_image + 1
+        rank = r.astype(np.int64)  # which image's which variant: the tie-break
+        transform = table[v, 0].astype(np.uint8)
+        offset = table[v, 1:].astype(np.int8)
+        if self_join:
+            # a[i] ~ T(a[j]) with i > j is a[j] ~ T^-1(a[i]); a shift reverses
+            swap = i > j
+            keep = i != j
+            i, j = np.where(swap, j, i), np.where(swap, i, j)
+            transform = np.where(swap, INVERSE[transform], transform)
+            offset = np.where(swap[:, None], -offset, offset)
+            i, j, d, transform, offset, rank = (i[keep], j[keep], d[keep], transform[keep],
+                                                offset[keep], rank[keep])
+        # one launch holds all variants of an image: score each (i, j, transform) once, as
+        # the shift variant nearest in hash (the score tries shifts itself)
+        first = _lowest_distance(i, j, transform, d, offset, rank)
+        return score(i[first], j[first], d[first], transform[first], offset[first],
+                     rank[first])
+
+    return refine
+
+
+def _lowest_distance(i, j, transform, d, offset, rank) -> np.ndarray:
+    # per (i, j, transform), the index of the variant with the lowest distance (ties: the
+    # smallest shift, then the lowest rank)
     if i.size == 0:
         return np.empty(0, np.int64)
-    order = np.lexsort((d, transform, j, i))
+    order = np.lexsort((rank, _shift_size(offset), d, transform, j, i))
     keys = np.stack([i[order], j[order], transform[order].astype(np.int64)])
     new = np.concatenate([[True], (keys[:, 1:] != keys[:, :-1]).any(axis=0)])
     return np.sort(order[new])
@@ -195,13 +229,21 @@ def _lowest_distance(i, j, transform, d) -> np.ndarray:
 
 def _best_per_pair(cols: dict) -> dict:
     # one row per (i, j): the most similar variant, then the plainest transform, then the
-    # nearest hash (unverified rows: the nearest hash)
+    # nearest hash (unverified rows: the nearest hash), then the smallest shift, then the
+    # lowest rank (the plain hash, then by image and variant): a total order, so the answer
+    # does not depend on the order the launches or the tasks of a split search meet them in
     cols = {**empty_extras(cols["i"].size), **cols}  # no launch at all: no extra columns yet
+    rank = cols.pop("rank", np.zeros(cols["i"].size, np.int64))
     if cols["i"].size == 0:
         return cols
     similarity = np.nan_to_num(cols["similarity"].astype(np.float64), nan=-1.0)
-    order = np.lexsort((cols["distance"], cols["transform"], -similarity, cols["j"],
-                        cols["i"]))
+    order = np.lexsort((rank, _shift_size(cols["offset"]), cols["distance"],
+                        cols["transform"], -similarity, cols["j"], cols["i"]))
     i, j = cols["i"][order], cols["j"][order]
     new = np.concatenate([[True], (i[1:] != i[:-1]) | (j[1:] != j[:-1])])
     return sort_columns({key: value[order][new] for key, value in cols.items()})
+
+
+def _shift_size(offset: np.ndarray) -> np.ndarray:
+    # |dy| + |dx| of each candidate's hash variant
+    return np.abs(offset.astype(np.int64)).sum(axis=1)

@@ -114,12 +114,24 @@ def test_scan_and_hash_images_on_workers(data, client):
     assert np.array_equal(hs.digests, gd.digest(data["test"]))
 
 
-def test_variant_search_on_workers_equals_local(data, client):
-    x = data["train"][:400]
-    want = gd.find_overlaps(x, invariant="dihedral")
-    got = gd.find_overlaps(da.from_array(x, chunks=150), invariant="dihedral",
-                           scheduler=client)
-    assert_same(got, want)
+@pytest.mark.parametrize("options", [{"invariant": "dihedral"}, {"shifts": 1}])
+def test_variant_search_on_workers_equals_local(data, client, options):
+    # flipped, turned and shifted copies planted: the search runs in several tasks, and each
+    # pair's pick among its variant candidates is the local one
+    from gpudedup.transforms import apply
+
+    x = data["train"][:900].copy()
+    x[600:630] = [apply(x[k], 1 + k % 7) for k in range(30)]
+    x[630:660] = [np.pad(x[k], 1, mode="edge")[2:30, 1:29] for k in range(400, 430)]
+    y = x[::-3][:200]
+    for args in ((x,), (x, y)):
+        want = gd.find_overlaps(*args, **options)
+        on_dask.run_stats(reset=True)
+        got = gd.find_overlaps(*(da.from_array(a, chunks=250) for a in args),
+                               scheduler=client, **options)
+        assert on_dask.run_stats().search_tasks > 1
+        assert_same(got, want)
+        assert (want.transform > 0).any() or (want.offset != 0).any()
 
 
 def _die_once(block, marker):

@@ -264,6 +264,67 @@ def test_shifted_hashes_find_shifted_copies():
         gd.find_overlaps(base, invariant="affine")
 
 
+def copies_in_every_variant(rng, n: int = 60) -> np.ndarray:
+    """Photo crops, with flipped, turned and 1 px shifted copies of some (variant ties)."""
+    from gpudedup.transforms import apply
+
+    base = photo_crops(rng, n)
+    turned = np.stack([apply(base[k], 1 + k % 7) for k in range(12)])
+    moved = np.stack([np.pad(base[k], 1, mode="edge")[2:30, 1:29] for k in range(12, 24)])
+    return np.concatenate([base, turned, moved, base[30:36] // 2 + 40])
+
+
+@pytest.mark.parametrize("options", [{"invariant": "dihedral"}, {"shifts": 1},
+                                     {"invariant": "dihedral", "shifts": 1, "threshold": 10}])
+def test_variant_search_in_blocks_equals_the_whole(options):
+    # a search split into blocks of first images (lead, as the Dask tasks split it) gives the
+    # whole search's rows: each pair's variant candidates, and its pick among them, are the
+    # same whichever block meets them (matching._best_per_pair orders them totally)
+    from gpudedup import backend
+    from gpudedup.api import _overlaps
+
+    x = copies_in_every_variant(np.random.default_rng(23))
+    kwargs = {"threshold": 8, **options}
+    whole = gd.find_overlaps(x, **kwargs)
+    assert len(whole) >= 12 and ((whole.transform > 0) | (whole.offset != 0).any(axis=1)).any()
+    threshold = kwargs.pop("threshold")
+    rows = {name: [] for name in ("left", "right", "distance", "similarity", "residual",
+                                  "shift", "transform", "offset", "verified", "exact")}
+    for start, stop in ((0, 7), (7, 40), (40, 41), (41, x.shape[0])):
+        rest = gd.hash_images(x[start:], **kwargs)
+        ov = _overlaps(rest, None, ("a", "a"), threshold=threshold, exact=True, near=True,
+                       verify=True, be=backend.resolve("cpu"), strategy="auto",
+                       lead=stop - start)
+        assert (ov.left < stop - start).all()
+        for name, got in rows.items():
+            got.append(getattr(ov, name) + (start if name in ("left", "right") else 0))
+    for name, got in rows.items():
+        np.testing.assert_array_equal(np.concatenate(got), getattr(whole, name), err_msg=name)
+
+
+def test_best_variant_does_not_depend_on_the_order_candidates_come_in():
+    # ties on similarity, transform and distance: the smallest hash shift, then the lowest
+    # rank, wins whatever order the launches or tasks gave the rows in
+    from gpudedup.matching import _best_per_pair
+
+    offsets = np.array([[1, 1], [0, 1], [-1, 0], [0, 0], [1, 0], [0, -1]], np.int8)
+    cols = {"i": np.array([0, 0, 0, 2, 2, 2]), "j": np.array([1, 1, 1, 5, 5, 5]),
+            "distance": np.array([3, 3, 3, 4, 4, 2], np.uint8),
+            "similarity": np.full(6, 0.9, np.float32), "residual": np.full(6, 3.2),
+            "shift": np.zeros((6, 2), np.int8), "transform": np.array([1, 1, 1, 0, 0, 0],
+                                                                      np.uint8),
+            "offset": offsets, "verified": np.ones(6, bool),
+            "rank": np.array([9, 4, 2, 7, 8, 1])}
+    picks = set()
+    for seed in range(12):
+        order = np.random.default_rng(seed).permutation(6)
+        best = _best_per_pair({key: value[order] for key, value in cols.items()})
+        assert "rank" not in best and best["i"].tolist() == [0, 2]
+        picks.add(tuple(map(tuple, best["offset"].tolist())))
+    # pair (0, 1): shifts of size 1 tie, rank 2 beats 4; pair (2, 5): the nearest hash first
+    assert picks == {((-1, 0), (0, -1))}
+
+
 def test_variants_need_images_or_saved_variants(tmp_path):
     rng = np.random.default_rng(21)
     big = smooth_images(rng, 4, 80, 80)

@@ -174,6 +174,27 @@ def test_cupy_input(cp):
     assert not cp.state.sets  # CuPy images are hashed where they are
 
 
+@pytest.mark.parametrize("invariant", [None, "dihedral"])
+def test_dask_task_hashes_a_cupy_chunk_where_it_is(cp, invariant):
+    # a dask-cuda worker's chunk is a CuPy array: its hashing task runs the cuda backend on it
+    # with no host round trip (the fake refuses implicit copies; no upload is made) and sends
+    # back the CPU backend's hashes
+    from gpudedup import distributed as on_dask
+
+    host = images(6, (16, 16), seed=8)
+    out = on_dask.hash_chunk(cp.asarray(host), 0, "train", "auto", True, True, invariant, 0,
+                             False)
+    assert not cp.state.sets and not cp.state.pinned_allocs
+    assert any("phash" in name for name, _ in cp.state.launches)  # hashed by the cuda kernels
+    np.testing.assert_array_equal(out["phash"], gd.phash(host, backend="cpu"))
+    np.testing.assert_array_equal(out["digest"], gd.digest(host, backend="cpu"))
+    if invariant is not None:
+        want = hashing.compute_variant_hashes(gd.sources.as_source(host, "train"),
+                                              backends.resolve("cpu"), invariant=invariant,
+                                              shifts=0)[0]
+        np.testing.assert_array_equal(out["variants"], want)
+
+
 def _codes(n, seed):
     # a few base codes shared by every call, each code a base with up to 3 bits flipped
     base = np.random.default_rng(0).integers(0, 2**63, 4, dtype=np.uint64)
