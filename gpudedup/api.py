@@ -157,8 +157,8 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
     label = f"searching {names[0]}" if self_join else f"searching {names[0]} x {names[1]}"
     opts = NearOptions(threshold, verify=verify, min_similarity=min_similarity,
                        strategy=strategy, progress=progress)
-    cols, reason = near_pairs(ha, hb, opts, be, label=label, rows_a=reps_a, rows_b=reps_b,
-                              lead=lead)
+    cols, reason, unchecked = near_pairs(ha, hb, opts, be, label=label, rows_a=reps_a,
+                                         rows_b=reps_b, lead=lead)
     keys = _pair_keys(cols["i"], cols["j"], width)
     exact_keys = _pair_keys(ei, ej, width)
     cols["exact"] = np.isin(keys, exact_keys, assume_unique=True)
@@ -182,7 +182,8 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
                     self_join=self_join, similarity=cols["similarity"],
                     residual=cols["residual"], shift=cols["shift"],
                     transform=cols["transform"], offset=cols["offset"],
-                    verified=cols["verified"], unverified=reason, **grouping)
+                    verified=cols["verified"], unverified=reason, unchecked=unchecked,
+                    **grouping)
 
 
 def find_overlaps(a, b=None, *, threshold: int = DEFAULT_THRESHOLD, exact: bool = True,

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import backend as backends
+from . import search
 from .checks import is_cupy, is_int
 from .errors import FileError, GpudedupError, InputError, MissingDependencyError
 from .hashset import PIXELS_MAX_BYTES, HashSet
@@ -600,6 +601,9 @@ def search_spans(count: int, workers: int, rows: int | None = None) -> list[tupl
     if rows is None:
         rows = min(SEARCH_ROWS, -(-count // max(1, TASKS_PER_WORKER * workers)))
         rows = max(rows, MIN_SEARCH_ROWS)
+    # whole blocks of the search's query rows: a task's blocks are the single process's
+    # (joined.py decides per block)
+    rows = -(-rows // search.BLOCK_ROWS) * search.BLOCK_ROWS
     edges = list(range(0, count, rows)) + [count]
     return [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:])] or [(0, 0)]
 
@@ -638,35 +642,24 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
     begin, cpu = time.perf_counter(), time.process_time()
     options = dict(options)
     be = backends.resolve(options.pop("backend"))
-    mine = rows_a[start:stop]
-    block = side_a.hashset(names[0], mine)
     if side_b is not None:
-        ov = _overlaps(block, side_b.hashset(names[1], rows_b), names, be=be, **options)
-        parts, reason = [_columns(ov, mine, rows_b)], ov.unverified
-    elif stop - start == rows_a.size:
-        ov = _overlaps(side_a.hashset(names[0], rows_a), None, names, be=be, **options)
-        parts, reason = [_columns(ov, mine, mine)], ov.unverified
-    elif _uses_variants(block, None):
-        # a pair's variant candidates come from both its images' variants: the block and the
-        # rows after it, searched for the block's pairs only (lead)
-        rest = rows_a[start:]
-        ov = _overlaps(side_a.hashset(names[0], rest), None, names, be=be,
-                       lead=stop - start, **options)
-        parts, reason = [_columns(ov, rest, rest)], ov.unverified
+        mine = rows_a[start:stop]
+        ov = _overlaps(side_a.hashset(names[0], mine), side_b.hashset(names[1], rows_b), names,
+                       be=be, **options)
+        cols = _columns(ov, mine, rows_b)
     else:
-        inside = _overlaps(block, None, names, be=be, **options)
-        parts, reason = [_columns(inside, mine, mine)], inside.unverified
-        if stop < rows_a.size:
-            after_rows = rows_a[stop:]
-            after = _overlaps(block, side_a.hashset(names[1], after_rows), names, be=be,
-                              **options)
-            parts.append(_columns(after, mine, after_rows))
-            reason = reason or after.unverified
-    cols = _concat(parts)
+        # the block against the rows from it on, for the block's pairs only (lead): each row
+        # meets all its candidates in one search, as in one process (variant candidates come
+        # from both images' variants; big groups skip by blocks of rows, joined.py)
+        rest = rows_a[start:]
+        lead = None if stop - start == rest.size else stop - start
+        ov = _overlaps(side_a.hashset(names[0], rest), None, names, be=be, lead=lead,
+                       **options)
+        cols = _columns(ov, rest, rest)
     order = np.lexsort((cols["right"], cols["left"]))
     cols = {key: value[order] for key, value in cols.items()}
-    return {"columns": cols, "unverified": reason, "seconds": time.perf_counter() - begin,
-            "cpu_seconds": time.process_time() - cpu}
+    return {"columns": cols, "unverified": ov.unverified, "unchecked": ov.unchecked,
+            "seconds": time.perf_counter() - begin, "cpu_seconds": time.process_time() - cpu}
 
 
 def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *,
@@ -712,7 +705,8 @@ def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str],
                     threshold=threshold, self_join=hb is None,
                     similarity=cols["similarity"], residual=cols["residual"],
                     shift=cols["shift"], transform=cols["transform"], offset=cols["offset"],
-                    verified=cols["verified"], unverified=reason, rep_left=rep_a,
+                    verified=cols["verified"], unverified=reason,
+                    unchecked=sum(r["unchecked"] for r in results), rep_left=rep_a,
                     rep_right=rep_b, counts=(ha.count, (ha if hb is None else hb).count),
                     max_pairs=max_pairs, verified_exact=verify)
 

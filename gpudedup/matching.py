@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .grid import common_grid
+from .joined import JoinedSkipper
 from .search import concat_columns, range_pairs, sort_columns
 from .sources import ImageSource
 from .transforms import INVERSE
@@ -93,7 +94,9 @@ def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=N
     # refine(i, j, d, transform, offset, rank) -> the kept columns of one launch, in image
     # indices (i, j index the searched rows: rows_a, rows_b of the images, or all); rank (when
     # given) is the candidate's place in the tie-break between variants (_best_per_pair)
-    def refine(i, j, d, transform, offset, rank=None):
+    def refine(i, j, d, transform, offset, rank=None, launch=None):
+        # launch: the candidates of the whole launch this part of it comes from (whether an
+        # HDF5 split is read whole, once, or gathered image by image)
         if rows_a is not None:
             i, j = rows_a[i], rows_b[j]
         cols = {"i": i, "j": j, "distance": d, **empty_extras(i.size)}
@@ -102,7 +105,8 @@ def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=N
             cols["rank"] = rank
         if not verified or i.size == 0:
             return cols
-        src_a, src_b = common_grid(resident(ha, i.size), resident(hb, i.size))[:2]
+        launch = max(i.size, launch or 0)
+        src_a, src_b = common_grid(resident(ha, launch), resident(hb, launch))[:2]
         # cut: pairs that provably score above it are rejected early (residual inf)
         residual, shift = verify_sources(src_a, src_b, i, j, be, max_shift=opts.max_shift,
                                          transform=transform if transform.any() else None,
@@ -129,8 +133,10 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
     (``gpudedup.distributed``), the same rows as the whole search gives for those images.
 
     Returns the columns (``i``, ``j``, ``distance`` and :data:`EXTRA_COLUMNS`), sorted by
-    ``(i, j)``, one row per pair, and why they were not verified (None when they were, or when
-    ``opts.verify`` is False). Unverified pairs are every candidate within the radius.
+    ``(i, j)``, one row per pair, why they were not verified (None when they were, or when
+    ``opts.verify`` is False), and how many candidates were skipped because a big group had
+    joined their images already (inside one set without variant hashes: ``joined.py``).
+    Unverified pairs are every candidate within the radius.
     """
     self_join = hb is None
     if lead is not None and not self_join:
@@ -154,14 +160,22 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
     table = other.variant_table
     with_variants = table is not None and table.shape[0] > 1
 
+    def scored(i, j, d, launch=None):
+        zeros = np.zeros(i.size, np.uint8), np.zeros((i.size, 2), np.int8)
+        # plain hashes rank before every variant in the tie-break
+        rank = np.full(i.size, -1, np.int64) if with_variants else None
+        return score(i, j, d, *zeros, rank, launch)
+
+    # inside one set, candidates a big group already joins are skipped (joined.py)
+    skipper = JoinedSkipper(scored, ha.count, rows_a) if self_join and not with_variants \
+        else None
+    checked = scored if skipper is None else skipper
+
     def plain(i, j, d):
         if lead is not None:  # the lead rows against all: each pair once, as i < j
             keep = i < j
             i, j, d = i[keep], j[keep], d[keep]
-        zeros = np.zeros(i.size, np.uint8), np.zeros((i.size, 2), np.int8)
-        # plain hashes rank before every variant in the tie-break
-        rank = np.full(i.size, -1, np.int64) if with_variants else None
-        return score(i, j, d, *zeros, rank)
+        return checked(i, j, d)
 
     if lead is None:
         parts = [range_pairs(codes_a, None if self_join else codes_b, opts.threshold,
@@ -184,9 +198,10 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
                 np.ascontiguousarray(query).reshape(-1), index, opts.threshold,
                 label=f"{label} (variants)", **search,
                 refine=_variant_refine(score, table, codes.shape[1], first_index, self_join)))
+    unchecked = 0 if skipper is None else skipper.unchecked
     if len(parts) == 1:  # one search: one row per pair already, sorted by (i, j)
-        return {**empty_extras(parts[0]["i"].size), **parts[0]}, reason
-    return _best_per_pair(concat_columns(parts)), reason
+        return {**empty_extras(parts[0]["i"].size), **parts[0]}, reason, unchecked
+    return _best_per_pair(concat_columns(parts)), reason, unchecked
 
 
 def _variant_refine(score, table, rows_per_image: int, first_index: int, self_join: bool):

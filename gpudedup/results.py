@@ -17,6 +17,7 @@ from ._version import __version__
 from .errors import InputError, MissingDependencyError
 from .fileio import write_text
 from .groups import connected_components
+from .joined import SKIP_FROM
 from .labels import conflict_mask, label_value  # noqa: F401 - the public home of both
 from .schema import (
     BIG_GROUP,
@@ -86,6 +87,11 @@ class Overlaps:
     unverified : str or None
         Why near pairs were reported without a pixel check (None: they were checked, or
         verification was turned off).
+    unchecked : int
+        Candidate pairs inside one set that were not scored, and are not among the pairs,
+        because a near group of ``gpudedup.joined.SKIP_FROM`` or more images had joined their
+        two images already (0 on data without such groups). The groups are the same; the
+        pairs of such a group are the checked links that joined it.
     rep_left, rep_right : ndarray of int64 or None
         Each image's representative (the smallest index of its class of identical images);
         None: no two images of that side are identical.
@@ -101,7 +107,7 @@ class Overlaps:
                  similarity=None, residual=None, shift=None, transform=None, offset=None,
                  verified=None, unverified: str | None = None, rep_left=None, rep_right=None,
                  counts: tuple[int, int] | None = None, max_pairs: int = MAX_PAIRS,
-                 verified_exact: bool = True):
+                 verified_exact: bool = True, unchecked: int = 0):
         left = np.ascontiguousarray(left, dtype=np.int64)
         exact = np.ascontiguousarray(exact, dtype=bool)
         count = left.size
@@ -137,6 +143,7 @@ class Overlaps:
         self.threshold = int(threshold)
         self.self_join = bool(self_join)
         self.unverified = unverified
+        self.unchecked = int(unchecked)
         self.max_pairs = int(max_pairs)
         self.verified_exact = bool(verified_exact)
         self._expanded = None
@@ -327,7 +334,8 @@ def _confirmed(ov: Overlaps, min_similarity: float | None) -> Overlaps:
                    shift=kept["shift"], transform=kept["transform"], offset=kept["offset"],
                    verified=kept["verified"], unverified=ov.unverified,
                    rep_left=ov.rep_left, rep_right=ov.rep_right, counts=ov.counts,
-                   max_pairs=ov.max_pairs, verified_exact=ov.verified_exact)
+                   max_pairs=ov.max_pairs, verified_exact=ov.verified_exact,
+                   unchecked=ov.unchecked)
     return out
 
 
@@ -640,6 +648,7 @@ class Report:
                 "exact_duplicate_pairs": ov.exact_count() if ov is not None else 0,
                 "images_in_duplicate_groups": int(ov.images_left.size)
                 if ov is not None else 0,
+                "unchecked_pairs": ov.unchecked if ov is not None else 0,
                 "labels": name in self.labels,
             }
         leaks = [
@@ -669,7 +678,7 @@ class Report:
         >>> rep = gd.scan({"train": x, "test": x[:1]})
         >>> d = rep.to_dict()
         >>> d["schema_version"], d["pairs"][0]["section"], d["pairs"][0]["exact"]
-        (3, 'exact_leak', True)
+        (4, 'exact_leak', True)
         """
         return {
             "schema_version": SCHEMA_VERSION,
@@ -855,6 +864,13 @@ def format_summary(report: Report) -> str:
     lines.append("")
     conflicts = ("no labels" if summary["conflicts"] is None
                  else f"label conflicts: {summary['conflicts']}")
+    unchecked = sum(row["unchecked_pairs"] for row in summary["splits"].values())
+    if unchecked:
+        lines.append(f"{unchecked:,} candidate pairs inside near groups of "
+                     f"{SKIP_FROM}+ images were not checked: a group had joined their images "
+                     "already (the groups are whole; their pairs are the links that joined "
+                     "them)")
+        lines.append("")
     lines.append(f"duplicate groups: {summary['groups']}    {conflicts}")
     if summary["largest_group"] > BIG_GROUP:
         # the big clusters (blank images, placeholders) once each, not as their pairs

@@ -14,6 +14,10 @@ counts them all. The ``groups`` section (:func:`group_rows`) lists each group of
 once: its size, members per split, kind and widest pair. In a group of more than
 ``SPANNING_FROM`` images the near rows are the strongest links that join it (a maximum
 spanning forest by similarity), not every near pair inside it.
+
+Version 4: the summary of each split gains ``unchecked_pairs``, the candidates inside near
+groups of ``gpudedup.joined.SKIP_FROM`` or more images that were not scored because the group
+had joined their images already (``duplicate_pairs`` counts the checked pairs).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from .groups import spanning_forest
 from .labels import label_value, labels_differ
 from .transforms import TRANSFORMS
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: one row per pair; ``a``/``i`` and ``b``/``j`` are split and index of its two images
 PAIR_COLUMNS = (

@@ -255,6 +255,7 @@ def _run_blocks(run, n_rows: int, xp, bar=None, refine=None) -> dict:
     capacity = INITIAL_CAPACITY
     parts = []
     first = True
+    slots = None
     while pending.size:
         # a small first launch sizes the capacity before the big ones
         size = CALIBRATION_BLOCKS if first else max(1, OUTPUT_SLOTS // capacity)
@@ -268,7 +269,9 @@ def _run_blocks(run, n_rows: int, xp, bar=None, refine=None) -> dict:
         overflow = host_counts > capacity
         # keep the complete blocks (on a GPU an overflowed block keeps an arbitrary subset)
         kept = xp.asarray(np.where(overflow, 0, host_counts))
-        valid = xp.arange(capacity)[None, :] < kept[:, None]
+        if slots is None or slots.size != capacity:  # one per capacity (a big one is costly)
+            slots = xp.arange(capacity)
+        valid = slots[None, :] < kept[:, None]
         found = (to_host(out_i[valid]), to_host(out_j[valid]), to_host(out_d[valid]))
         parts.append(refine(*found) if refine is not None
                      else dict(zip(("i", "j", "distance"), found)))

@@ -98,3 +98,15 @@ def write_h5(path, **datasets):
     with h5py.File(path, "w") as f:
         for name, data in datasets.items():
             f.create_dataset(name.replace("__", "/"), data=data, chunks=(4, *data.shape[1:]))
+
+
+def noisy_copies(n: int, distinct: int, seed: int = 0) -> np.ndarray:
+    """``n`` copies of one blocky 28x28 image, each with three pixels changed by up to 20 grey
+    levels (a near cluster of true copies), then ``distinct`` random images."""
+    rng = np.random.default_rng(seed)
+    logo = np.repeat(np.repeat(rng.integers(0, 256, (7, 7)), 4, 0), 4, 1).astype(np.int16)
+    copies = np.repeat(logo[None], n, 0).reshape(n, -1)
+    for where in rng.integers(0, 28 * 28, (3, n)):
+        copies[np.arange(n), where] += rng.integers(-20, 21, n).astype(np.int16)
+    others = rng.integers(0, 256, (distinct, 28, 28))
+    return np.concatenate([np.clip(copies, 0, 255).reshape(n, 28, 28), others]).astype(np.uint8)

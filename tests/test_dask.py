@@ -134,6 +134,21 @@ def test_variant_search_on_workers_equals_local(data, client, options):
         assert (want.transform > 0).any() or (want.offset != 0).any()
 
 
+def test_a_big_near_group_skips_the_same_on_workers(client):
+    # 1,000 noisy copies: blocks of their rows skip what they joined (joined.py), by blocks of
+    # rows, so tasks of whole blocks give the single process's pairs and count
+    from helpers import noisy_copies
+
+    x = noisy_copies(1000, 500, seed=6)
+    want = gd.find_overlaps(x)
+    assert want.unchecked > 0 and len(want.groups()[0]) == 1000
+    on_dask.run_stats(reset=True)
+    got = gd.find_overlaps(da.from_array(x, chunks=500), scheduler=client)
+    assert on_dask.run_stats().search_tasks > 1
+    assert_same(got, want)
+    assert got.unchecked == want.unchecked
+
+
 def _die_once(block, marker):
     # ends its worker process on the first attempt only (the marker says it happened)
     try:

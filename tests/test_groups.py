@@ -158,7 +158,7 @@ def test_report_of_a_50000_image_cluster_lists_one_group(cluster):
     rep = gd.scan({"train": train, "test": test}, backend="cpu")
     data = json.loads(rep.to_json())
     seconds = time.perf_counter() - start
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == gd.schema.SCHEMA_VERSION
     groups = data["groups"]
     assert len(groups) == 1
     assert groups[0]["size"] == 50_000 and groups[0]["exact"] is True
@@ -203,6 +203,66 @@ def _chain():
             if max(np.bitwise_count(h[0] ^ h[1]), np.bitwise_count(h[1] ^ h[2])) <= 8:
                 return x
     raise AssertionError("no chain found")
+
+
+@pytest.fixture
+def skipping(monkeypatch):
+    # small blocks take the skipping path (the library's 65,536 candidates a block would need
+    # a cluster of hundreds of copies in every test)
+    from gpudedup import joined
+
+    monkeypatch.setattr(joined, "SEQUENTIAL_FROM", 2000)
+    return joined
+
+
+def test_a_big_near_group_skips_candidates_it_has_joined(skipping, monkeypatch):
+    from helpers import noisy_copies
+
+    x = noisy_copies(400, 300, seed=4)
+    got = gd.find_overlaps(x, backend="cpu")
+    monkeypatch.setattr(skipping, "SKIP_FROM", 10**9)  # nothing joined is ever big enough
+    every = gd.find_overlaps(x, backend="cpu")
+    assert every.unchecked == 0 and len(every) > 70_000
+    # the same groups (the naive components of every verified pair), far fewer pairs scored
+    want = naive_groups(len(x), zip(every.left.tolist(), every.right.tolist()))
+    assert sorted(g.tolist() for g in got.groups()) == want and len(want[0]) == 400
+    assert got.unchecked > 50_000 and len(got) < len(every) / 4
+    assert len(every) - len(got) <= got.unchecked
+    # each pair kept is one of every verified pair, with the same columns
+    key = lambda ov: ov.left * len(x) + ov.right  # noqa: E731
+    at = np.searchsorted(key(every), key(got))
+    assert np.array_equal(key(every)[at], key(got))
+    for name in ("distance", "similarity", "residual", "shift", "exact", "verified"):
+        assert np.array_equal(getattr(got, name), getattr(every, name)[at]), name
+    # the report says what was skipped; a clean keeps one image of the group
+    monkeypatch.setattr(skipping, "SKIP_FROM", 100)
+    rep = gd.scan({"train": x}, backend="cpu")
+    assert rep.summary()["splits"]["train"]["unchecked_pairs"] == got.unchecked
+    assert "were not checked" in str(rep)
+    assert gd.plan_clean(rep).keep["train"][:400].sum() == 1
+
+
+def test_skipping_depends_only_on_each_block_of_rows(skipping):
+    # the blocks a Dask task searches (whole blocks of 256 rows, lead=) give the whole answer
+    from helpers import noisy_copies
+
+    from gpudedup import backend
+    from gpudedup.api import _overlaps
+
+    x = noisy_copies(600, 200, seed=5)
+    whole = gd.find_overlaps(x, backend="cpu")
+    assert whole.unchecked > 0
+    rows, unchecked = {"left": [], "right": [], "distance": [], "similarity": []}, 0
+    for start, stop in ((0, 256), (256, 512), (512, 800)):
+        ov = _overlaps(gd.hash_images(x[start:]), None, ("a", "a"), threshold=8, exact=True,
+                       near=True, verify=True, be=backend.resolve("cpu"), strategy="auto",
+                       lead=stop - start)
+        unchecked += ov.unchecked
+        for name, got in rows.items():
+            got.append(getattr(ov, name) + (start if name in ("left", "right") else 0))
+    assert unchecked == whole.unchecked
+    for name, got in rows.items():
+        np.testing.assert_array_equal(np.concatenate(got), getattr(whole, name), err_msg=name)
 
 
 def test_clean_never_drops_an_image_that_is_not_a_copy_of_one_it_keeps():

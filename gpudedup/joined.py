@@ -1,0 +1,138 @@
+"""Candidates inside big near groups: checked until their images are joined, then skipped.
+
+A cluster of k near copies (a logo with a few pixels of noise, near-blank frames) is k(k-1)/2
+candidate pairs, nearly all true copies, each scored in full: 4,000 noisy copies of one 28x28
+image took 13 s and 1 GB, 20,000 would take minutes and more memory than the machine has.
+Inside one set the search therefore keeps, per block of query rows, a union-find of the pairs
+it has kept, and a candidate whose two images that block has already joined into a group of
+:data:`SKIP_FROM` or more is not scored, only counted (``Overlaps.unchecked``).
+
+Every decision depends only on the block's own rows, taken in fixed batches (one row, one,
+two, four, ... up to the block's size), never on the order launches, tasks or threads meet
+them, so the answer is the same in one process and on a Dask cluster. Skipping changes no
+group: a skipped pair's images were joined already. Groups smaller than :data:`SKIP_FROM`
+never skip, so on data without big groups every near pair is checked and listed as before.
+A group that did skip lists the links that joined it (each a checked pair), and its widest
+pair is the widest of those.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import search
+from .groups import _find
+from .search import concat_columns
+
+#: a block's candidates are skipped once a group of at least this many of its images joins
+#: them (the reports list only the strongest links of a group above SPANNING_FROM = 100 anyway)
+SKIP_FROM = 100
+#: blocks (BLOCK_ROWS query rows) with fewer candidates than this are scored at once, as
+#: before: skipping pays only where many of a block's rows meet one big group (256 a row on
+#: average here; Fashion-MNIST brings about 11,000 a block, a cluster of 4,000 copies 1e6)
+SEQUENTIAL_FROM = 1 << 16
+
+
+def batch_edges(rows: int) -> np.ndarray:
+    """Row offsets where a block's batches start: 0, 1, 2, 4, 8, ... below ``rows``.
+
+    Examples
+    --------
+    >>> batch_edges(20).tolist()
+    [0, 1, 2, 4, 8, 16, 20]
+    """
+    edges = [0]
+    step = 1
+    while edges[-1] < rows:
+        edges.append(min(rows, edges[-1] + step))
+        step = max(1, edges[-1])
+    return np.asarray(edges, np.int64)
+
+
+@njit(cache=True)
+def _joined(parent, size, left, right, least):
+    # whether each pair's two images are in one group of at least `least` images
+    out = np.zeros(left.shape[0], np.bool_)
+    for k in range(left.shape[0]):
+        ra = _find(parent, left[k])
+        if ra == _find(parent, right[k]) and size[ra] >= least:
+            out[k] = True
+    return out
+
+
+@njit(cache=True)
+def _join(parent, size, left, right):
+    for k in range(left.shape[0]):
+        ra = _find(parent, left[k])
+        rb = _find(parent, right[k])
+        if ra != rb:
+            if size[ra] < size[rb]:
+                ra, rb = rb, ra
+            parent[rb] = ra
+            size[ra] += size[rb]
+
+
+@njit(cache=True)
+def _reset(parent, size, nodes):
+    for x in nodes:
+        parent[x] = x
+        size[x] = 1
+
+
+class JoinedSkipper:
+    """``refine(i, j, d)`` of a search inside one set that scores each block of query rows
+    with ``score(i, j, d, launch=...)`` and skips the candidates a big group of that block
+    already joins (``launch``: the candidates of the whole launch, for reading the images).
+
+    ``images`` maps a searched row to its image index (None: the same), ``count`` is the
+    number of images; ``unchecked`` counts the skipped candidates.
+    """
+
+    def __init__(self, score, count: int, images: np.ndarray | None = None):
+        self.score = score
+        self.images = images
+        self.parent = np.arange(count, dtype=np.int64)
+        self.size = np.ones(count, dtype=np.int64)
+        self.unchecked = 0
+
+    def __call__(self, i, j, d):
+        if i.size < SEQUENTIAL_FROM:
+            return self.score(i, j, d)
+        if (i[1:] < i[:-1]).any():  # a launch comes in row order on the CPU
+            order = np.argsort(i, kind="stable")
+            i, j, d = i[order], j[order], d[order]
+        rows = search.BLOCK_ROWS  # the kernels' blocks of query rows: whole in one launch
+        first, last = i[0] // rows, i[-1] // rows
+        bounds = np.searchsorted(i, np.arange(first, last + 2) * rows)
+        parts = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            if lo == hi:
+                continue
+            if hi - lo < SEQUENTIAL_FROM:
+                parts.append(self.score(i[lo:hi], j[lo:hi], d[lo:hi], launch=i.size))
+            else:
+                parts.append(self._block(i[lo:hi], j[lo:hi], d[lo:hi], i.size))
+        return concat_columns(parts) if len(parts) > 1 else parts[0]
+
+    def _block(self, i, j, d, launch):
+        # the block's rows in batches; each batch skips what the earlier batches joined
+        rows = search.BLOCK_ROWS
+        bounds = np.searchsorted(i, (i[0] // rows) * rows + batch_edges(rows))
+        parts, touched = [], []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            if lo == hi:
+                continue
+            bi, bj, bd = i[lo:hi], j[lo:hi], d[lo:hi]
+            ii, jj = (bi, bj) if self.images is None else (self.images[bi], self.images[bj])
+            skip = _joined(self.parent, self.size, ii, jj, SKIP_FROM)
+            self.unchecked += int(skip.sum())
+            keep = ~skip
+            cols = self.score(bi[keep], bj[keep], bd[keep], launch=launch)
+            # the kept pairs join their images (columns already in image indices)
+            _join(self.parent, self.size, cols["i"], cols["j"])
+            touched += [cols["i"], cols["j"]]
+            parts.append(cols)
+        if touched:
+            _reset(self.parent, self.size, np.unique(np.concatenate(touched)))
+        return concat_columns(parts) if len(parts) > 1 else parts[0]
