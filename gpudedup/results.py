@@ -866,10 +866,10 @@ def format_summary(report: Report) -> str:
                  else f"label conflicts: {summary['conflicts']}")
     unchecked = sum(row["unchecked_pairs"] for row in summary["splits"].values())
     if unchecked:
-        lines.append(f"{unchecked:,} candidate pairs inside near groups of "
-                     f"{SKIP_FROM}+ images were not checked: a group had joined their images "
-                     "already (the groups are whole; their pairs are the links that joined "
-                     "them)")
+        lines.append(f"{unchecked:,} candidate pairs inside near groups of {SKIP_FROM}+ "
+                     "images were not checked: a group had joined their images already")
+        lines.append("  (the groups are whole; their pairs, and widest pair, are of the links "
+                     "that joined them)")
         lines.append("")
     lines.append(f"duplicate groups: {summary['groups']}    {conflicts}")
     if summary["largest_group"] > BIG_GROUP:
