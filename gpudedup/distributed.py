@@ -14,9 +14,11 @@ our own: the tasks are pure functions that dask schedules, retries and moves.
   of query rows of the first side and runs the local search (``api._overlaps``: digests,
   range search, pixel checks) of that block against the whole other side; for a pair inside
   one set, against the block itself and the rows after it, so each pair ``i < j`` is made
-  exactly once, by the task of the block holding ``i``. Every pair's columns depend only on
-  its two images, so the blocks' rows, shifted to global indices and concatenated in block
-  order, are the local answer. Pixel checks read only the candidates' images, on the worker
+  exactly once, by the task of the block holding ``i``. Blocks are whole blocks of the
+  kernels' query rows (``search.BLOCK_ROWS``). Every pair's columns depend only on its two
+  images, and the skipping inside big near groups (``gpudedup.joined``) only on its block's
+  rows, so the blocks' rows, shifted to global indices and concatenated in block order, are
+  the local answer. Pixel checks read only the candidates' images, on the worker
   (reopening the HDF5 file, or from the broadcast pixels).
 * Searches with variant hashes (``invariant=``, ``shifts=``) keep the best variant per pair by
   a total order of the candidates (``matching._best_per_pair``), so a task that meets all of a
@@ -583,11 +585,6 @@ def runs_on_cluster(ha: HashSet, hb: HashSet | None) -> bool:
     sides = [ha] if hb is None else [ha, hb]
     return all(getattr(h, "worker_side", None) is not None for h in sides) and \
         active_client() is not None
-
-
-def _uses_variants(ha: HashSet, hb: HashSet | None) -> bool:
-    table = (ha if hb is None else hb).variant_table
-    return table is not None and table.shape[0] > 1
 
 
 def search_spans(count: int, workers: int, rows: int | None = None) -> list[tuple[int, int]]:

@@ -123,7 +123,7 @@ def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=N
 
 
 def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=None,
-               rows_b=None, lead: int | None = None) -> tuple[dict, str | None]:
+               rows_b=None, lead: int | None = None) -> tuple[dict, str | None, int]:
     """The near pairs of ``ha`` against ``hb`` (None: inside ``ha``, ``i < j``).
 
     ``rows_a`` and ``rows_b`` (ascending image indices, or None for all) restrict the search
