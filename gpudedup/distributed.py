@@ -626,12 +626,14 @@ def _concat(parts: list[dict]) -> dict:
 
 def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop: int,
                  names: tuple[str, str], options: dict, rows_a: np.ndarray,
-                 rows_b: np.ndarray | None) -> dict:
-    """One search task: the pairs whose left image is ``rows_a[start:stop]`` of ``side_a``.
+                 rows_b: np.ndarray | None, by_second: bool = False) -> dict:
+    """One search task: the pairs whose left image is ``rows_a[start:stop]`` of ``side_a``
+    (``by_second``: whose right image is ``rows_b[start:stop]``).
 
     ``rows_a`` and ``rows_b`` are the images searched (one per class of identical images).
-    Against all of ``rows_b``; inside ``side_a`` (``side_b`` None), against ``rows_a[start:]``
-    so that each pair ``i < j`` comes from the block of ``i`` alone. Returns the pairs'
+    Against all of ``rows_b`` (``by_second``: all of ``rows_a``); inside ``side_a``
+    (``side_b`` None), against ``rows_a[start:]`` so that each pair ``i < j`` comes from the
+    block of ``i`` alone. Returns the pairs'
     columns with image indices, sorted by (left, right), ``unverified`` and the task's seconds.
     """
     from .api import _overlaps  # the local search, run unchanged on the block
@@ -639,7 +641,12 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
     begin, cpu = time.perf_counter(), time.process_time()
     options = dict(options)
     be = backends.resolve(options.pop("backend"))
-    if side_b is not None:
+    if side_b is not None and by_second:
+        mine = rows_b[start:stop]
+        ov = _overlaps(side_a.hashset(names[0], rows_a), side_b.hashset(names[1], mine), names,
+                       be=be, **options)
+        cols = _columns(ov, rows_a, mine)
+    elif side_b is not None:
         mine = rows_a[start:stop]
         ov = _overlaps(side_a.hashset(names[0], mine), side_b.hashset(names[1], rows_b), names,
                        be=be, **options)
@@ -680,23 +687,36 @@ def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str],
     rep_b = rep_a if hb is None else _classes(hb, names[1], exact=exact, verify=verify)
     rows_a = representatives(rep_a, ha.count)
     rows_b = None if hb is None else representatives(rep_b, hb.count)
-    spans = search_spans(rows_a.size, workers, rows)
     options = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
                "strategy": strategy, "min_similarity": min_similarity,
                "backend": side_a.backend}
+    by_second = False
+    if hb is not None:
+        # between two sets the tasks take blocks of the side one process queries with (the
+        # smaller, under multi-index hashing), with its strategy: the same blocks of query
+        # rows, so the same skipping inside big groups (joined.py)
+        codes_a, codes_b = ha.phashes[rows_a], hb.phashes[rows_b]
+        plan = search.plan_search(codes_a, codes_b, threshold, strategy, be)
+        by_second = search.queries_second(plan, codes_a, codes_b)
+        options["strategy"] = plan.strategy
+    spans = search_spans((rows_b if by_second else rows_a).size, workers, rows)
     shared_a = client.scatter(side_a, broadcast=True, hash=False)
     shared_b = None if side_b is None else client.scatter(side_b, broadcast=True, hash=False)
     shared_rows_a = client.scatter(rows_a, broadcast=True, hash=False)
     shared_rows_b = None if rows_b is None else client.scatter(rows_b, broadcast=True,
                                                                hash=False)
     futures = [client.submit(search_block, shared_a, shared_b, lo, hi, names, options,
-                             shared_rows_a, shared_rows_b, pure=True) for lo, hi in spans]
+                             shared_rows_a, shared_rows_b, by_second, pure=True)
+               for lo, hi in spans]
     results = client.gather(futures)
     _LAST_RUN.search_tasks += len(results)
     _LAST_RUN.search_seconds += [r["seconds"] for r in results]
     _LAST_RUN.search_cpu_seconds += [r["cpu_seconds"] for r in results]
     _LAST_RUN.search_rows += [hi - lo for lo, hi in spans]
     cols = _concat([r["columns"] for r in results])
+    if by_second:  # blocks of the second side: back in (left, right) order
+        order = np.lexsort((cols["right"], cols["left"]))
+        cols = {key: value[order] for key, value in cols.items()}
     reason = next((r["unverified"] for r in results if r["unverified"]), None)
     return Overlaps(cols["left"], cols["right"], cols["distance"], cols["exact"],
                     threshold=threshold, self_join=hb is None,

@@ -3,15 +3,19 @@
 A cluster of k near copies (a logo with a few pixels of noise, near-blank frames) is k(k-1)/2
 candidate pairs, nearly all true copies, each scored in full: 4,000 noisy copies of one 28x28
 image took 13 s and 1 GB, 20,000 would take minutes and more memory than the machine has.
-Inside one set the search therefore keeps, per block of query rows, a union-find of the pairs
-it has kept, and a candidate whose two images that block has already joined into a group of
-:data:`SKIP_FROM` or more is not scored, only counted (``Overlaps.unchecked``).
+The search therefore keeps, per block of query rows, a union-find of the pairs it has kept
+(inside one set, or between two: leaks), and a candidate whose two images that block has
+already joined into a group of :data:`SKIP_FROM` or more is not scored, only counted
+(``Overlaps.unchecked``). A row that meets a big group its own image is not in yet (between
+two sets, every new row) scores its lowest such candidate first and the rest after it, so one
+checked pair joins it and the others are skipped. Searches with variant hashes do not skip.
 
 Every decision depends only on the block's own rows, taken in fixed batches (one row, one,
-two, four, ... up to the block's size), never on the order launches, tasks or threads meet
-them, so the answer is the same in one process and on a Dask cluster. Skipping changes no
-group: a skipped pair's images were joined already. Groups smaller than :data:`SKIP_FROM`
-never skip, so on data without big groups every near pair is checked and listed as before.
+two, four, ... up to the block's size) and inside a batch by (row, partner), never on the
+order launches, tasks or threads meet them, so the answer is the same in one process and on
+a Dask cluster. Skipping changes no group: a skipped pair's images were joined already.
+Groups smaller than :data:`SKIP_FROM` never skip, so on data without big groups every near
+pair is checked and listed as before.
 A group that did skip lists the links that joined it (each a checked pair), and its widest
 pair is the widest of those.
 """
@@ -62,6 +66,25 @@ def _joined(parent, size, left, right, least):
 
 
 @njit(cache=True)
+def _deferred(parent, size, query, partner, least):
+    # candidates sorted by (query, partner): those whose partner is in a group of `least` or
+    # more images that their query image is not in, but the first of each query row (a probe:
+    # once it joins, the rest are joined)
+    out = np.zeros(query.shape[0], np.bool_)
+    row = -1
+    probed = False
+    for k in range(query.shape[0]):
+        if query[k] != row:
+            row = query[k]
+            probed = False
+        rp = _find(parent, partner[k])
+        if size[rp] >= least and _find(parent, query[k]) != rp:
+            out[k] = probed
+            probed = True
+    return out
+
+
+@njit(cache=True)
 def _join(parent, size, left, right):
     for k in range(left.shape[0]):
         ra = _find(parent, left[k])
@@ -81,30 +104,37 @@ def _reset(parent, size, nodes):
 
 
 class JoinedSkipper:
-    """``refine(i, j, d)`` of a search inside one set that scores each block of query rows
-    with ``score(i, j, d, launch=...)`` and skips the candidates a big group of that block
-    already joins (``launch``: the candidates of the whole launch, for reading the images).
+    """``refine(i, j, d)`` of a search that scores each block of query rows with
+    ``score(i, j, d, launch=...)`` and skips the candidates a big group of that block already
+    joins (``launch``: the candidates of the whole launch, for reading the images).
 
-    ``images`` maps a searched row to its image index (None: the same), ``count`` is the
-    number of images; ``unchecked`` counts the skipped candidates.
+    ``images_a`` and ``images_b`` map searched rows to image indices (None: the same); inside
+    one set they are one. Between two sets the images of the second are nodes ``offset_b +``
+    their index, and ``by_second`` says the search queries with the second side's rows (the
+    first indexed), so its blocks are blocks of ``j``. ``unchecked`` counts the skipped
+    candidates.
     """
 
-    def __init__(self, score, count: int, images: np.ndarray | None = None):
+    def __init__(self, score, nodes: int, images_a=None, images_b=None, *, offset_b: int = 0,
+                 by_second: bool = False):
         self.score = score
-        self.images = images
-        self.parent = np.arange(count, dtype=np.int64)
-        self.size = np.ones(count, dtype=np.int64)
+        self.images_a, self.images_b = images_a, images_b
+        self.offset_b = offset_b
+        self.by_second = by_second
+        self.parent = np.arange(nodes, dtype=np.int64)
+        self.size = np.ones(nodes, dtype=np.int64)
         self.unchecked = 0
 
     def __call__(self, i, j, d):
         if i.size < SEQUENTIAL_FROM:
             return self.score(i, j, d)
-        if (i[1:] < i[:-1]).any():  # a launch comes in row order on the CPU
-            order = np.argsort(i, kind="stable")
-            i, j, d = i[order], j[order], d[order]
+        key = j if self.by_second else i  # the query rows
+        if (key[1:] < key[:-1]).any():  # a launch comes in row order on the CPU
+            order = np.argsort(key, kind="stable")
+            i, j, d, key = i[order], j[order], d[order], key[order]
         rows = search.BLOCK_ROWS  # the kernels' blocks of query rows: whole in one launch
-        first, last = i[0] // rows, i[-1] // rows
-        bounds = np.searchsorted(i, np.arange(first, last + 2) * rows)
+        first, last = key[0] // rows, key[-1] // rows
+        bounds = np.searchsorted(key, np.arange(first, last + 2) * rows)
         parts = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             if lo == hi:
@@ -112,27 +142,42 @@ class JoinedSkipper:
             if hi - lo < SEQUENTIAL_FROM:
                 parts.append(self.score(i[lo:hi], j[lo:hi], d[lo:hi], launch=i.size))
             else:
-                parts.append(self._block(i[lo:hi], j[lo:hi], d[lo:hi], i.size))
+                parts.append(self._block(i[lo:hi], j[lo:hi], d[lo:hi], key[lo:hi], i.size))
         return concat_columns(parts) if len(parts) > 1 else parts[0]
 
-    def _block(self, i, j, d, launch):
+    def _block(self, i, j, d, key, launch):
         # the block's rows in batches; each batch skips what the earlier batches joined
         rows = search.BLOCK_ROWS
-        bounds = np.searchsorted(i, (i[0] // rows) * rows + batch_edges(rows))
+        bounds = np.searchsorted(key, (key[0] // rows) * rows + batch_edges(rows))
         parts, touched = [], []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             if lo == hi:
                 continue
             bi, bj, bd = i[lo:hi], j[lo:hi], d[lo:hi]
-            ii, jj = (bi, bj) if self.images is None else (self.images[bi], self.images[bj])
-            skip = _joined(self.parent, self.size, ii, jj, SKIP_FROM)
+            left = bi if self.images_a is None else self.images_a[bi]
+            right = (bj if self.images_b is None else self.images_b[bj]) + self.offset_b
+            skip = _joined(self.parent, self.size, left, right, SKIP_FROM)
+            # a row meeting a big group its image is not in yet (between two sets, each new
+            # row): one candidate first (the lowest partner), the others once it has joined
+            rest = np.flatnonzero(~skip)
+            query, partner = (right, left) if self.by_second else (left, right)
+            rest = rest[np.lexsort((partner[rest], query[rest]))]
+            later = rest[_deferred(self.parent, self.size, query[rest], partner[rest],
+                                   SKIP_FROM)]
+            now = np.setdiff1d(rest, later, assume_unique=True)
+            for take in (now, later):
+                if take is later and later.size:
+                    again = _joined(self.parent, self.size, left[later], right[later],
+                                    SKIP_FROM)
+                    skip[later[again]] = True
+                    take = later[~again]
+                cols = self.score(bi[take], bj[take], bd[take], launch=launch)
+                # the kept pairs join their images (columns already in image indices)
+                ends = cols["j"] + self.offset_b
+                _join(self.parent, self.size, cols["i"], ends)
+                touched += [cols["i"], ends]
+                parts.append(cols)
             self.unchecked += int(skip.sum())
-            keep = ~skip
-            cols = self.score(bi[keep], bj[keep], bd[keep], launch=launch)
-            # the kept pairs join their images (columns already in image indices)
-            _join(self.parent, self.size, cols["i"], cols["j"])
-            touched += [cols["i"], cols["j"]]
-            parts.append(cols)
         if touched:
             _reset(self.parent, self.size, np.unique(np.concatenate(touched)))
         return concat_columns(parts) if len(parts) > 1 else parts[0]

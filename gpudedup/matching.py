@@ -17,7 +17,7 @@ import numpy as np
 
 from .grid import common_grid
 from .joined import JoinedSkipper
-from .search import concat_columns, range_pairs, sort_columns
+from .search import concat_columns, plan_search, queries_second, range_pairs, sort_columns
 from .sources import ImageSource
 from .transforms import INVERSE
 from .verify import SIMILARITY_SPAN, similarity_of, verify_sources
@@ -135,7 +135,7 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
     Returns the columns (``i``, ``j``, ``distance`` and :data:`EXTRA_COLUMNS`), sorted by
     ``(i, j)``, one row per pair, why they were not verified (None when they were, or when
     ``opts.verify`` is False), and how many candidates were skipped because a big group had
-    joined their images already (inside one set without variant hashes: ``joined.py``).
+    joined their images already (searches without variant hashes: ``joined.py``).
     Unverified pairs are every candidate within the radius.
     """
     self_join = hb is None
@@ -166,9 +166,15 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
         rank = np.full(i.size, -1, np.int64) if with_variants else None
         return score(i, j, d, *zeros, rank, launch)
 
-    # inside one set, candidates a big group already joins are skipped (joined.py)
-    skipper = JoinedSkipper(scored, ha.count, rows_a) if self_join and not with_variants \
-        else None
+    # candidates a big group already joins are skipped (joined.py), blocks of query rows
+    skipper = None
+    if self_join and not with_variants:
+        skipper = JoinedSkipper(scored, ha.count, rows_a, rows_a)
+    elif not with_variants:
+        plan = plan_search(codes_a, codes_b, opts.threshold, opts.strategy, be)
+        skipper = JoinedSkipper(scored, ha.count + other.count, rows_a, rows_b,
+                                offset_b=ha.count,
+                                by_second=queries_second(plan, codes_a, codes_b))
     checked = scored if skipper is None else skipper
 
     def plain(i, j, d):

@@ -653,7 +653,8 @@ class Report:
             }
         leaks = [
             {"a": a, "b": b, "pairs": len(ov), "exact_pairs": ov.exact_count(),
-             "a_images": int(ov.images_left.size), "b_images": int(ov.images_right.size)}
+             "a_images": int(ov.images_left.size), "b_images": int(ov.images_right.size),
+             "unchecked_pairs": ov.unchecked}
             for (a, b), ov in self.overlaps.items()
         ]
         index = self.group_index()
@@ -864,7 +865,8 @@ def format_summary(report: Report) -> str:
     lines.append("")
     conflicts = ("no labels" if summary["conflicts"] is None
                  else f"label conflicts: {summary['conflicts']}")
-    unchecked = sum(row["unchecked_pairs"] for row in summary["splits"].values())
+    unchecked = sum(row["unchecked_pairs"] for row in [*summary["splits"].values(),
+                                                       *summary["leaks"]])
     if unchecked:
         lines.append(f"{unchecked:,} candidate pairs inside near groups of {SKIP_FROM}+ "
                      "images were not checked: a group had joined their images already")

@@ -15,9 +15,10 @@ once: its size, members per split, kind and widest pair. In a group of more than
 ``SPANNING_FROM`` images the near rows are the strongest links that join it (a maximum
 spanning forest by similarity), not every near pair inside it.
 
-Version 4: the summary of each split gains ``unchecked_pairs``, the candidates inside near
-groups of ``gpudedup.joined.SKIP_FROM`` or more images that were not scored because the group
-had joined their images already (``duplicate_pairs`` counts the checked pairs).
+Version 4: the summary of each split and of each leak gains ``unchecked_pairs``, the
+candidates inside near groups of ``gpudedup.joined.SKIP_FROM`` or more images that were not
+scored because the group had joined their images already (``duplicate_pairs`` and the leak's
+``pairs`` count the checked pairs).
 """
 
 from __future__ import annotations

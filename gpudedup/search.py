@@ -322,6 +322,13 @@ def hamming_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *,
     return cols["i"], cols["j"], cols["distance"]
 
 
+def queries_second(plan: SearchPlan, a: np.ndarray, b: np.ndarray | None,
+                   self_join: bool = False) -> bool:
+    """Whether a search of ``a`` against ``b`` under ``plan`` queries with ``b``'s rows:
+    multi-index hashing indexes the larger side and queries with the smaller."""
+    return plan.strategy == "mih" and not self_join and b is not None and a.size > b.size
+
+
 def range_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *, be: backends.Backend,
                 strategy: str = "auto", progress: bool = False, label: str = "search",
                 refine=None) -> dict:
@@ -334,8 +341,7 @@ def range_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *, be: back
     plan = plan_search(a, b, threshold, strategy, be)  # validates strategy even for no rows
     if a.size == 0 or b.size == 0:
         return concat_columns([])
-    # multi-index hashing indexes the larger side and queries with the smaller
-    swapped = plan.strategy == "mih" and not self_join and a.size > b.size
+    swapped = queries_second(plan, a, b, self_join)
     if swapped:
         a, b = b, a
     oriented = refine

@@ -123,7 +123,7 @@ def test_variant_search_on_workers_equals_local(data, client, options):
     x = data["train"][:900].copy()
     x[600:630] = [apply(x[k], 1 + k % 7) for k in range(30)]
     x[630:660] = [np.pad(x[k], 1, mode="edge")[2:30, 1:29] for k in range(400, 430)]
-    y = x[::-3][:200]
+    y = x[300:][::-1].copy()  # 600 rows: the smaller side, which the tasks split, has blocks
     for args in ((x,), (x, y)):
         want = gd.find_overlaps(*args, **options)
         on_dask.run_stats(reset=True)
@@ -147,6 +147,16 @@ def test_a_big_near_group_skips_the_same_on_workers(client):
     assert on_dask.run_stats().search_tasks > 1
     assert_same(got, want)
     assert got.unchecked == want.unchecked
+    # between two sets, either side the larger: tasks take blocks of the side that queries
+    for a, b in ((x[:1000], x[500:]), (x[500:], x[:1000])):
+        want = gd.find_overlaps(a, b, strategy="mih")
+        assert want.unchecked > 0
+        on_dask.run_stats(reset=True)
+        got = gd.find_overlaps(da.from_array(a, chunks=500), da.from_array(b, chunks=500),
+                               scheduler=client, strategy="mih")
+        assert on_dask.run_stats().search_tasks > 1
+        assert_same(got, want)
+        assert got.unchecked == want.unchecked
 
 
 def _die_once(block, marker):

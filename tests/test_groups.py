@@ -265,6 +265,33 @@ def test_skipping_depends_only_on_each_block_of_rows(skipping):
         np.testing.assert_array_equal(np.concatenate(got), getattr(whole, name), err_msg=name)
 
 
+@pytest.mark.parametrize("sizes", [(500, 300), (300, 500)])
+def test_a_big_near_group_across_two_sets_skips_what_it_has_joined(skipping, monkeypatch,
+                                                                   sizes):
+    # leaks: the larger side is indexed and the smaller queries (either way round), blocks of
+    # the query rows skip what they have joined; the groups of the scan are the same
+    from helpers import noisy_copies
+
+    x = noisy_copies(800, 200, seed=7)
+    a, b = x[:sizes[0]], x[sizes[0]:sizes[0] + sizes[1]]
+    got = gd.find_overlaps(a, b, backend="cpu", strategy="mih")
+    scan = gd.scan({"a": a, "b": b}, backend="cpu", strategy="mih")
+    monkeypatch.setattr(skipping, "SKIP_FROM", 10**9)
+    every = gd.find_overlaps(a, b, backend="cpu", strategy="mih")
+    want = gd.scan({"a": a, "b": b}, backend="cpu", strategy="mih")
+    assert every.unchecked == 0 and got.unchecked > 20_000 and len(got) < len(every) / 4
+    assert len(every) - len(got) <= got.unchecked
+    key = lambda ov: ov.left * len(x) + ov.right  # noqa: E731
+    at = np.searchsorted(key(every), key(got))
+    assert np.array_equal(key(every)[at], key(got))
+    assert np.array_equal(got.similarity, every.similarity[at])
+    assert np.array_equal(got.images_left, every.images_left)
+    assert np.array_equal(got.images_right, every.images_right)
+    assert scan.groups() == want.groups()
+    leak = scan.summary()["leaks"][0]
+    assert leak["unchecked_pairs"] == got.unchecked and leak["pairs"] == len(got)
+
+
 def test_clean_never_drops_an_image_that_is_not_a_copy_of_one_it_keeps():
     x = _chain()
     rng = np.random.default_rng(9)
