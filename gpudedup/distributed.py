@@ -620,6 +620,11 @@ def _columns(ov, rows_i: np.ndarray, rows_j: np.ndarray) -> dict:
     return cols
 
 
+def _by_pair(cols: dict) -> dict:
+    order = search.pair_order(cols["left"], cols["right"])
+    return {key: value[order] for key, value in cols.items()}
+
+
 def _concat(parts: list[dict]) -> dict:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
@@ -633,8 +638,8 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
     ``rows_a`` and ``rows_b`` are the images searched (one per class of identical images).
     Against all of ``rows_b`` (``by_second``: all of ``rows_a``); inside ``side_a``
     (``side_b`` None), against ``rows_a[start:]`` so that each pair ``i < j`` comes from the
-    block of ``i`` alone. Returns the pairs'
-    columns with image indices, sorted by (left, right), ``unverified`` and the task's seconds.
+    block of ``i`` alone. Returns the pairs' columns with image indices, sorted by (left,
+    right), ``unverified``, ``unchecked`` and the task's seconds.
     """
     from .api import _overlaps  # the local search, run unchanged on the block
 
@@ -660,9 +665,7 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
         ov = _overlaps(side_a.hashset(names[0], rest), None, names, be=be, lead=lead,
                        **options)
         cols = _columns(ov, rest, rest)
-    order = np.lexsort((cols["right"], cols["left"]))
-    cols = {key: value[order] for key, value in cols.items()}
-    return {"columns": cols, "unverified": ov.unverified, "unchecked": ov.unchecked,
+    return {"columns": _by_pair(cols), "unverified": ov.unverified, "unchecked": ov.unchecked,
             "seconds": time.perf_counter() - begin, "cpu_seconds": time.process_time() - cpu}
 
 
@@ -715,8 +718,7 @@ def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str],
     _LAST_RUN.search_rows += [hi - lo for lo, hi in spans]
     cols = _concat([r["columns"] for r in results])
     if by_second:  # blocks of the second side: back in (left, right) order
-        order = np.lexsort((cols["right"], cols["left"]))
-        cols = {key: value[order] for key, value in cols.items()}
+        cols = _by_pair(cols)
     reason = next((r["unverified"] for r in results if r["unverified"]), None)
     return Overlaps(cols["left"], cols["right"], cols["distance"], cols["exact"],
                     threshold=threshold, self_join=hb is None,

@@ -167,10 +167,11 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
         return score(i, j, d, *zeros, rank, launch)
 
     # candidates a big group already joins are skipped (joined.py), blocks of query rows
-    skipper = None
+    skipper = plan = None
     if self_join and not with_variants:
         skipper = JoinedSkipper(scored, ha.count, rows_a, rows_a)
     elif not with_variants:
+        # between two sets the blocks are of the side the search queries with
         plan = plan_search(codes_a, codes_b, opts.threshold, opts.strategy, be)
         skipper = JoinedSkipper(scored, ha.count + other.count, rows_a, rows_b,
                                 offset_b=ha.count,
@@ -185,7 +186,7 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
 
     if lead is None:
         parts = [range_pairs(codes_a, None if self_join else codes_b, opts.threshold,
-                             label=label, refine=plain, **search)]
+                             label=label, refine=plain, plan=plan, **search)]
     else:
         parts = [range_pairs(codes_a[:lead], codes_a, opts.threshold, label=label,
                              refine=plain, **search)]

@@ -88,10 +88,10 @@ class Overlaps:
         Why near pairs were reported without a pixel check (None: they were checked, or
         verification was turned off).
     unchecked : int
-        Candidate pairs inside one set that were not scored, and are not among the pairs,
-        because a near group of ``gpudedup.joined.SKIP_FROM`` or more images had joined their
-        two images already (0 on data without such groups). The groups are the same; the
-        pairs of such a group are the checked links that joined it.
+        Candidate pairs (inside one set or between two) that were not scored, and are not
+        among the pairs, because a near group of ``gpudedup.joined.SKIP_FROM`` or more images
+        had joined their two images already (0 on data without such groups). The groups are
+        the same; the pairs of such a group are the checked links that joined it.
     rep_left, rep_right : ndarray of int64 or None
         Each image's representative (the smallest index of its class of identical images);
         None: no two images of that side are identical.

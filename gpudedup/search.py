@@ -331,14 +331,16 @@ def queries_second(plan: SearchPlan, a: np.ndarray, b: np.ndarray | None,
 
 def range_pairs(a: np.ndarray, b: np.ndarray | None, threshold: int, *, be: backends.Backend,
                 strategy: str = "auto", progress: bool = False, label: str = "search",
-                refine=None) -> dict:
+                refine=None, plan: SearchPlan | None = None) -> dict:
     """:func:`hamming_pairs` as columns ``{"i", "j", "distance", ...}`` sorted by (i, j), with
     ``refine(i, j, d) -> columns`` applied to each launch's pairs as they come (see
-    :func:`_run_blocks`), always with ``i`` indexing ``a`` and ``j`` indexing ``b``."""
+    :func:`_run_blocks`), always with ``i`` indexing ``a`` and ``j`` indexing ``b``. ``plan``:
+    the :func:`plan_search` of these codes when the caller has made it already."""
     self_join = b is None
     a = np.ascontiguousarray(a, dtype=np.uint64)
     b = a if self_join else np.ascontiguousarray(b, dtype=np.uint64)
-    plan = plan_search(a, b, threshold, strategy, be)  # validates strategy even for no rows
+    if plan is None:
+        plan = plan_search(a, b, threshold, strategy, be)  # validates strategy even for no rows
     if a.size == 0 or b.size == 0:
         return concat_columns([])
     swapped = queries_second(plan, a, b, self_join)
