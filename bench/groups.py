@@ -8,6 +8,8 @@
   cluster of near copies), and 20,000 distinct ones;
 * ``noisy``: 20,000 copies of one image with three pixels changed by up to 20 grey levels
   (true near copies, skipped once joined: gpudedup/joined.py), and 20,000 distinct ones;
+* ``near`` and ``noisy`` data (new draws) under ``--invariant dihedral`` (a second search, of
+  the variant hashes, which skips alike);
 
 and runs ``gpudedup scan FILE --json OUT`` and ``gpudedup clean FILE -o OUT --max-removed 1``
 in fresh processes (the numba cache warmed first, so compiling is excluded; interpreter start
@@ -68,6 +70,12 @@ def noisy_case(rng) -> dict[str, np.ndarray]:
             "test": rng.integers(0, 256, (1_000, SIDE, SIDE), dtype=np.uint8)}
 
 
+#: name, data, scan and clean options
+CASES = (("exact", exact_case, ()), ("near", near_case, ()), ("noisy", noisy_case, ()),
+         ("near, dihedral", near_case, ("--invariant", "dihedral")),
+         ("noisy, dihedral", noisy_case, ("--invariant", "dihedral")))
+
+
 def _timed(command: list[str]) -> dict:
     done = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *command],
                           capture_output=True, text=True)
@@ -78,19 +86,22 @@ def _timed(command: list[str]) -> dict:
             "stdout": done.stdout}
 
 
-def run_case(name: str, splits: dict[str, np.ndarray], repeat: int, tmp: Path) -> dict:
+def run_case(name: str, splits: dict[str, np.ndarray], repeat: int, tmp: Path,
+             options: tuple[str, ...] = ()) -> dict:
     import h5py
 
+    name = name.replace(", ", "-")  # the file names
     path = tmp / f"{name}.h5"
     with h5py.File(path, "w") as f:
         for split, images in splits.items():
             f.create_dataset(split, data=images, chunks=(min(1024, len(images)), SIDE, SIDE))
     exe = [sys.executable, "-m", "gpudedup.cli"]
-    _timed([*exe, "scan", str(path), "--quiet"])  # warm the numba cache
-    out = {"images": {k: int(v.shape[0]) for k, v in splits.items()}}
+    _timed([*exe, "scan", str(path), "--quiet", *options])  # warm the numba cache
+    out = {"images": {k: int(v.shape[0]) for k, v in splits.items()}, "options": list(options)}
     for command, args in (("scan", ["--json", str(tmp / f"{name}.json"), "--quiet"]),
                           ("clean", ["-o", str(tmp / f"{name}-clean.h5"), "--max-removed",
                                      "1", "--quiet"])):
+        args = [*args, *options]
         runs = []
         for _ in range(repeat):
             (tmp / f"{name}-clean.h5").unlink(missing_ok=True)
@@ -139,9 +150,10 @@ def main(argv=None) -> int:
               "repeat": args.repeat, "machine": report.machine_info(),
               "versions": report.versions(), "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, make in (("exact", exact_case), ("near", near_case), ("noisy", noisy_case)):
+        for name, make, options in CASES:
             log(f"{name} case")
-            record["cases"][name] = run_case(name, make(rng), args.repeat, Path(tmp))
+            record["cases"][name] = run_case(name, make(rng), args.repeat, Path(tmp),
+                                             options)
     record["table_markdown"] = markdown(record)
     out = args.out or report.RESULTS_DIR / "groups-cpu.json"
     out.write_text(json.dumps(record, indent=1) + "\n")

@@ -116,9 +116,10 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
               exact: bool, near: bool, verify: bool, be, strategy: str,
               min_similarity: float = DEFAULT_MIN_SIMILARITY,
               progress: bool = False, max_pairs: int = MAX_PAIRS,
-              lead: int | None = None) -> Overlaps:
-    # lead (inside one set): only the pairs whose first image is one of the first lead images
-    # (matching.near_pairs), for a block of a search split into tasks
+              lead: int | None = None, part: str = "all") -> Overlaps:
+    # lead (inside one set): only the pairs whose first image is one of the first lead images,
+    # part: "plain" (no variant hashes) or "all" (matching.near_pairs), for a block of a search
+    # split into tasks
     if on_dask.runs_on_cluster(ha, hb):  # dask hook: tasks of query rows on the workers
         return on_dask.overlaps_on_cluster(
             ha, hb, names, threshold=threshold, exact=exact, near=near, verify=verify, be=be,
@@ -158,7 +159,7 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
     opts = NearOptions(threshold, verify=verify, min_similarity=min_similarity,
                        strategy=strategy, progress=progress)
     cols, reason, unchecked = near_pairs(ha, hb, opts, be, label=label, rows_a=reps_a,
-                                         rows_b=reps_b, lead=lead)
+                                         rows_b=reps_b, lead=lead, part=part)
     keys = _pair_keys(cols["i"], cols["j"], width)
     exact_keys = _pair_keys(ei, ej, width)
     cols["exact"] = np.isin(keys, exact_keys, assume_unique=True)

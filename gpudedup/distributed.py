@@ -20,11 +20,12 @@ our own: the tasks are pure functions that dask schedules, retries and moves.
   rows, so the blocks' rows, shifted to global indices and concatenated in block order, are
   the local answer. Pixel checks read only the candidates' images, on the worker
   (reopening the HDF5 file, or from the broadcast pixels).
-* Searches with variant hashes (``invariant=``, ``shifts=``) keep the best variant per pair by
-  a total order of the candidates (``matching._best_per_pair``), so a task that meets all of a
-  pair's candidates picks what the whole search picks. Inside one set a pair's candidates come
-  from both images' variants: a task searches its block's variants against the rows from the
-  block on, and all those rows' variants against the block, for the block's pairs only.
+* Searches with variant hashes (``invariant=``, ``shifts=``) are a second search, of the second
+  side's variants against the first side's hashes (inside one set, all against all), in tasks
+  of their own: whole blocks of the rows that search queries with (:func:`variant_block`),
+  so its skipping inside big groups decides per block as in one process. The client keeps the
+  best row per pair of the plain and the variant tasks' rows by a total order of the
+  candidates (``matching.best_per_pair``), which is what one process keeps.
 * Without a client, dask arrays are hashed locally one chunk at a time (bounded memory).
 
 ``distributed`` and ``dask`` are imported only inside the functions that need them (the
@@ -669,6 +670,66 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
             "seconds": time.perf_counter() - begin, "cpu_seconds": time.process_time() - cpu}
 
 
+def variant_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop: int,
+                  names: tuple[str, str], options: dict, rows_a: np.ndarray,
+                  rows_b: np.ndarray | None) -> dict:
+    """One task of the variant search: rows ``start:stop`` of the side it queries with
+    (``matching.near_pairs(part="variants")``), the second side's variants against the first
+    side's hashes (``rows_a``, ``rows_b``: the images searched). Returns the candidate rows it
+    kept (image indices as ``left``, ``right``; ``rank`` for the pick per pair), ``unverified``,
+    ``unchecked`` and the task's seconds.
+    """
+    from .matching import NearOptions, near_pairs
+
+    begin, cpu = time.perf_counter(), time.process_time()
+    be = backends.resolve(options["backend"])
+    opts = NearOptions(options["threshold"], verify=options["verify"],
+                       min_similarity=options["min_similarity"], strategy=options["strategy"])
+    ha = side_a.hashset(names[0])
+    hb = None if side_b is None else side_b.hashset(names[1])
+    cols, reason, unchecked = near_pairs(ha, hb, opts, be, rows_a=rows_a,
+                                         rows_b=rows_a if hb is None else rows_b,
+                                         part="variants", span=(start, stop))
+    cols["left"], cols["right"] = cols.pop("i"), cols.pop("j")
+    cols["exact"] = np.zeros(cols["left"].size, bool)
+    return {"columns": cols, "unverified": reason, "unchecked": unchecked,
+            "seconds": time.perf_counter() - begin, "cpu_seconds": time.process_time() - cpu}
+
+
+def _variant_rows(ha: HashSet, hb: HashSet | None, rows_a, rows_b, threshold: int,
+                  strategy: str, be) -> int:
+    # the rows of the side the variant search queries with (0: no variant search), as
+    # matching.near_pairs decides it
+    other = ha if hb is None else hb
+    table = other.variant_table
+    if table is None or table.shape[0] < 2:
+        return 0
+    query = np.ascontiguousarray(other.variants[rows_a if hb is None else rows_b][:, 1:])
+    query, index = query.reshape(-1), ha.phashes[rows_a]
+    plan = search.plan_search(query, index, threshold, strategy, be)
+    return index.size if search.queries_second(plan, query, index) else query.size
+
+
+def _with_variants(plain: dict, variants: list[dict], verify: bool) -> dict:
+    # the plain tasks' rows and the variant tasks' candidate rows, one per pair as in one
+    # process (matching.best_per_pair); an exact pair stays exact, untransformed
+    from .matching import best_per_pair
+
+    rows = _concat([{**plain, "rank": np.full(plain["left"].size, -1, np.int64)}, *variants])
+    exact = plain["left"][plain["exact"]], plain["right"][plain["exact"]]
+    rows["i"], rows["j"] = rows.pop("left"), rows.pop("right")
+    best = best_per_pair(rows)
+    best["left"], best["right"] = best.pop("i"), best.pop("j")
+    width = int(max(best["right"].max(initial=0), exact[1].max(initial=0))) + 1
+    keys = best["left"] * width + best["right"]
+    ex = np.isin(keys, exact[0] * width + exact[1])
+    best["exact"] = ex
+    best["similarity"][ex], best["residual"][ex] = 1.0, 0.0
+    best["transform"][ex], best["shift"][ex], best["offset"][ex] = 0, 0, 0
+    best["verified"][ex] = verify
+    return best
+
+
 def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *,
                         threshold: int, exact: bool, near: bool, verify: bool, be,
                         strategy: str, min_similarity: float, progress: bool = False,
@@ -692,7 +753,9 @@ def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str],
     rows_b = None if hb is None else representatives(rep_b, hb.count)
     options = {"threshold": threshold, "exact": exact, "near": near, "verify": verify,
                "strategy": strategy, "min_similarity": min_similarity,
-               "backend": side_a.backend}
+               "backend": side_a.backend, "part": "plain"}
+    variant_options = dict(options)
+    variant_rows = _variant_rows(ha, hb, rows_a, rows_b, threshold, strategy, be) if near else 0
     by_second = False
     if hb is not None:
         # between two sets the tasks take blocks of the side one process queries with (the
@@ -711,14 +774,20 @@ def overlaps_on_cluster(ha: HashSet, hb: HashSet | None, names: tuple[str, str],
     futures = [client.submit(search_block, shared_a, shared_b, lo, hi, names, options,
                              shared_rows_a, shared_rows_b, by_second, pure=True)
                for lo, hi in spans]
+    variant_spans = search_spans(variant_rows, workers, rows) if variant_rows else []
+    futures += [client.submit(variant_block, shared_a, shared_b, lo, hi, names,
+                              variant_options, shared_rows_a, shared_rows_b, pure=True)
+                for lo, hi in variant_spans]
     results = client.gather(futures)
     _LAST_RUN.search_tasks += len(results)
     _LAST_RUN.search_seconds += [r["seconds"] for r in results]
     _LAST_RUN.search_cpu_seconds += [r["cpu_seconds"] for r in results]
-    _LAST_RUN.search_rows += [hi - lo for lo, hi in spans]
-    cols = _concat([r["columns"] for r in results])
+    _LAST_RUN.search_rows += [hi - lo for lo, hi in spans + variant_spans]
+    cols = _concat([r["columns"] for r in results[:len(spans)]])
     if by_second:  # blocks of the second side: back in (left, right) order
         cols = _by_pair(cols)
+    if variant_spans:
+        cols = _with_variants(cols, [r["columns"] for r in results[len(spans):]], verify)
     reason = next((r["unverified"] for r in results if r["unverified"]), None)
     return Overlaps(cols["left"], cols["right"], cols["distance"], cols["exact"],
                     threshold=threshold, self_join=hb is None,

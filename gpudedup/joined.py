@@ -8,7 +8,10 @@ The search therefore keeps, per block of query rows, a union-find of the pairs i
 already joined into a group of :data:`SKIP_FROM` or more is not scored, only counted
 (``Overlaps.unchecked``). A row that meets a big group its own image is not in yet (between
 two sets, every new row) scores its lowest such candidate first and the rest after it, so one
-checked pair joins it and the others are skipped. Searches with variant hashes do not skip.
+checked pair joins it and the others are skipped. The search of variant hashes
+(``invariant=``, ``shifts=``) skips alike, by blocks of its own query rows, with a union-find of
+its own: a pair skipped there keeps the best of its checked candidates (its plain hash's, or
+another variant's), which may be less similar than the skipped one.
 
 Every decision depends only on the block's own rows, taken in fixed batches (one row, one,
 two, four, ... up to the block's size) and inside a batch by (row, partner), never on the
@@ -108,17 +111,18 @@ class JoinedSkipper:
     ``score(i, j, d, launch=...)`` and skips the candidates a big group of that block already
     joins (``launch``: the candidates of the whole launch, for reading the images).
 
-    ``images_a`` and ``images_b`` map searched rows to image indices (None: the same); inside
-    one set they are one. Between two sets the images of the second are nodes ``offset_b +``
-    their index, and ``by_second`` says the search queries with the second side's rows (the
-    first indexed), so its blocks are blocks of ``j``. ``unchecked`` counts the skipped
+    ``nodes_a`` and ``nodes_b`` map the searched rows ``i`` and ``j`` to the union-find's
+    nodes (None: the row itself); inside one set a node is an image index. Between two sets the
+    images of the second are nodes ``offset_b +`` their index: ``score`` returns columns of
+    image indices, and its ``j`` are offset so. ``by_second`` says the search queries with
+    ``j``'s rows, so its blocks are blocks of ``j``. ``unchecked`` counts the skipped
     candidates.
     """
 
-    def __init__(self, score, nodes: int, images_a=None, images_b=None, *, offset_b: int = 0,
+    def __init__(self, score, nodes: int, nodes_a=None, nodes_b=None, *, offset_b: int = 0,
                  by_second: bool = False):
         self.score = score
-        self.images_a, self.images_b = images_a, images_b
+        self.nodes_a, self.nodes_b = nodes_a, nodes_b
         self.offset_b = offset_b
         self.by_second = by_second
         self.parent = np.arange(nodes, dtype=np.int64)
@@ -154,8 +158,8 @@ class JoinedSkipper:
             if lo == hi:
                 continue
             bi, bj, bd = i[lo:hi], j[lo:hi], d[lo:hi]
-            left = bi if self.images_a is None else self.images_a[bi]
-            right = (bj if self.images_b is None else self.images_b[bj]) + self.offset_b
+            left = bi if self.nodes_a is None else self.nodes_a[bi]
+            right = bj if self.nodes_b is None else self.nodes_b[bj]
             skip = _joined(self.parent, self.size, left, right, SKIP_FROM)
             # a row meeting a big group its image is not in yet (between two sets, each new
             # row): one candidate first (the lowest partner), the others once it has joined

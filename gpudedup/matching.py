@@ -93,7 +93,7 @@ def resident(hs, candidates: int) -> ImageSource | None:
 def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=None):
     # refine(i, j, d, transform, offset, rank) -> the kept columns of one launch, in image
     # indices (i, j index the searched rows: rows_a, rows_b of the images, or all); rank (when
-    # given) is the candidate's place in the tie-break between variants (_best_per_pair)
+    # given) is the candidate's place in the tie-break between variants (best_per_pair)
     def refine(i, j, d, transform, offset, rank=None, launch=None):
         # launch: the candidates of the whole launch this part of it comes from (whether an
         # HDF5 split is read whole, once, or gathered image by image)
@@ -123,24 +123,32 @@ def _scorer(ha, hb, opts: NearOptions, be, verified: bool, rows_a=None, rows_b=N
 
 
 def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=None,
-               rows_b=None, lead: int | None = None) -> tuple[dict, str | None, int]:
+               rows_b=None, lead: int | None = None, part: str = "all",
+               span: tuple[int, int] | None = None) -> tuple[dict, str | None, int]:
     """The near pairs of ``ha`` against ``hb`` (None: inside ``ha``, ``i < j``).
 
     ``rows_a`` and ``rows_b`` (ascending image indices, or None for all) restrict the search
-    to those images: one representative per class of identical images. ``lead`` (inside one
-    set only) keeps the pairs whose first image is one of the first ``lead`` searched rows,
-    and searches only for those: a block of a search split into tasks
-    (``gpudedup.distributed``), the same rows as the whole search gives for those images.
+    to those images: one representative per class of identical images.
+
+    A search split into tasks (``gpudedup.distributed``) runs it in parts that give the same
+    rows as the whole: ``part="plain"`` searches the plain hashes only, and ``lead`` (inside
+    one set) keeps the pairs whose first image is one of the first ``lead`` searched rows,
+    searching only for those; ``part="variants"`` searches the variant hashes only, for the
+    rows ``span`` of the side that search queries with (whole blocks of
+    ``search.BLOCK_ROWS``), and returns every candidate row it keeps with its ``rank``, for
+    :func:`best_per_pair` over all the parts.
 
     Returns the columns (``i``, ``j``, ``distance`` and :data:`EXTRA_COLUMNS`), sorted by
     ``(i, j)``, one row per pair, why they were not verified (None when they were, or when
     ``opts.verify`` is False), and how many candidates were skipped because a big group had
-    joined their images already (searches without variant hashes: ``joined.py``).
+    joined their images already (``joined.py``).
     Unverified pairs are every candidate within the radius.
     """
     self_join = hb is None
     if lead is not None and not self_join:
         raise ValueError("lead is for a search inside one set")
+    if part not in ("all", "plain", "variants") or (lead is not None and part != "plain"):
+        raise ValueError(f"part: 'all', 'plain' or 'variants' (lead: plain only), got {part!r}")
     other = ha if self_join else hb
     if self_join:
         rows_b = rows_a
@@ -159,63 +167,101 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
     search = {"be": be, "strategy": opts.strategy, "progress": opts.progress}
     table = other.variant_table
     with_variants = table is not None and table.shape[0] > 1
+    parts, unchecked = [], 0
+    if part != "variants":
+        cols, unchecked = _plain_search(score, codes_a, codes_b, ha.count, other.count,
+                                        rows_a, rows_b, self_join, with_variants, lead, opts,
+                                        label, search)
+        parts.append(cols)
+    if with_variants and part != "plain":
+        variants = other.variants if rows_b is None else other.variants[rows_b]
+        # column 0 is the plain hash; query row r is variant r % V + 1 of image r // V
+        codes = np.ascontiguousarray(variants[:, 1:])
+        query, index = codes.reshape(-1), codes_a
+        per_image = codes.shape[1]
+        # inside one set a pair (i < j) has candidates from j's variants against i's hash
+        # and from i's variants against j's: all variants against all hashes
+        plan = plan_search(query, index, opts.threshold, opts.strategy, be)
+        second = queries_second(plan, query, index)
+        first_query = first_index = 0
+        if span is not None:  # a task: its rows of the side the whole search queries with
+            if second:
+                index, first_index = index[span[0]:span[1]], span[0]
+            else:
+                query, first_query = query[span[0]:span[1]], span[0]
+        refine = _variant_refine(score, table, per_image, first_query, first_index, self_join)
+        skipper = _variant_skipper(refine, second, query.size, first_query, index.size,
+                                   first_index, per_image, ha.count, other.count, rows_a,
+                                   rows_b, self_join)
+        parts.append(range_pairs(query, index, opts.threshold, plan=plan, refine=skipper,
+                                 label=f"{label} (variants)", **search))
+        unchecked += skipper.unchecked
+    if part == "variants":
+        cols = concat_columns(parts)
+        count = cols["i"].size
+        return ({**empty_extras(count), "rank": np.zeros(count, np.int64), **cols}, reason,
+                unchecked)
+    if len(parts) == 1:  # one search: one row per pair already, sorted by (i, j)
+        return {**empty_extras(parts[0]["i"].size), **parts[0]}, reason, unchecked
+    return best_per_pair(concat_columns(parts)), reason, unchecked
 
+
+def _plain_search(score, codes_a, codes_b, count_a, count_b, rows_a, rows_b, self_join,
+                  with_variants, lead, opts, label, search) -> tuple[dict, int]:
+    # the plain hashes' search, candidates a big group already joins skipped (joined.py)
     def scored(i, j, d, launch=None):
         zeros = np.zeros(i.size, np.uint8), np.zeros((i.size, 2), np.int8)
         # plain hashes rank before every variant in the tie-break
         rank = np.full(i.size, -1, np.int64) if with_variants else None
         return score(i, j, d, *zeros, rank, launch)
 
-    # candidates a big group already joins are skipped (joined.py), blocks of query rows
-    skipper = plan = None
-    if self_join and not with_variants:
-        skipper = JoinedSkipper(scored, ha.count, rows_a, rows_a)
-    elif not with_variants:
+    plan = None
+    if self_join:
+        skipper = JoinedSkipper(scored, count_a, rows_a, rows_a)
+    else:
         # between two sets the blocks are of the side the search queries with
-        plan = plan_search(codes_a, codes_b, opts.threshold, opts.strategy, be)
-        skipper = JoinedSkipper(scored, ha.count + other.count, rows_a, rows_b,
-                                offset_b=ha.count,
+        plan = plan_search(codes_a, codes_b, opts.threshold, opts.strategy, search["be"])
+        nodes_b = (np.arange(count_b) if rows_b is None else rows_b) + count_a
+        skipper = JoinedSkipper(scored, count_a + count_b, rows_a, nodes_b, offset_b=count_a,
                                 by_second=queries_second(plan, codes_a, codes_b))
-    checked = scored if skipper is None else skipper
 
     def plain(i, j, d):
         if lead is not None:  # the lead rows against all: each pair once, as i < j
             keep = i < j
             i, j, d = i[keep], j[keep], d[keep]
-        return checked(i, j, d)
+        return skipper(i, j, d)
 
     if lead is None:
-        parts = [range_pairs(codes_a, None if self_join else codes_b, opts.threshold,
-                             label=label, refine=plain, plan=plan, **search)]
+        cols = range_pairs(codes_a, None if self_join else codes_b, opts.threshold,
+                           label=label, refine=plain, plan=plan, **search)
     else:
-        parts = [range_pairs(codes_a[:lead], codes_a, opts.threshold, label=label,
-                             refine=plain, **search)]
-    if with_variants:
-        variants = other.variants if rows_b is None else other.variants[rows_b]
-        codes = np.ascontiguousarray(variants[:, 1:])  # column 0 is the plain hash
-        # inside one set a pair (i < j) has candidates from j's variants against i's hash
-        # and from i's variants against j's: with lead rows L, those are all variants against
-        # L's hashes, and L's variants against the hashes after L
-        searches = [(codes, codes_a, 0)] if lead is None else [
-            (codes, codes_a[:lead], 0), (codes[:lead], codes_a[lead:], lead)]
-        for query, index, first_index in searches:
-            if query.size == 0 or index.size == 0:  # the last block has no rows after it
-                continue
-            parts.append(range_pairs(
-                np.ascontiguousarray(query).reshape(-1), index, opts.threshold,
-                label=f"{label} (variants)", **search,
-                refine=_variant_refine(score, table, codes.shape[1], first_index, self_join)))
-    unchecked = 0 if skipper is None else skipper.unchecked
-    if len(parts) == 1:  # one search: one row per pair already, sorted by (i, j)
-        return {**empty_extras(parts[0]["i"].size), **parts[0]}, reason, unchecked
-    return _best_per_pair(concat_columns(parts)), reason, unchecked
+        cols = range_pairs(codes_a[:lead], codes_a, opts.threshold, label=label,
+                           refine=plain, **search)
+    return cols, skipper.unchecked
 
 
-def _variant_refine(score, table, rows_per_image: int, first_index: int, self_join: bool):
-    # refine(r, i, d) of a variant search: query row r is variant (r % V) + 1 of image r // V
-    # of the second side, i is row i + first_index of the first side's hashes
-    def refine(r, i, d):
-        i = i + first_index
+def _variant_skipper(refine, second: bool, query_rows: int, first_query: int,
+                     index_rows: int, first_index: int, per_image: int, count_a: int,
+                     count_b: int, rows_a, rows_b, self_join: bool) -> JoinedSkipper:
+    # the variant search's candidates skipped inside big groups (joined.py): its rows are the
+    # second side's variants (nodes: their images, after the first side's between two sets)
+    # and the first side's hashes; blocks of the side the search queries with (second: the
+    # hashes), so a task's rows of that side are the whole search's blocks
+    images_b = np.arange(count_b) if rows_b is None else rows_b
+    images_a = np.arange(count_a) if rows_a is None else rows_a
+    offset = 0 if self_join else count_a
+    nodes_query = images_b[(np.arange(query_rows) + first_query) // per_image] + offset
+    nodes_index = images_a[first_index:first_index + index_rows]
+    return JoinedSkipper(refine, count_a if self_join else count_a + count_b, nodes_query,
+                         nodes_index, offset_b=offset, by_second=second)
+
+
+def _variant_refine(score, table, rows_per_image: int, first_query: int, first_index: int,
+                    self_join: bool):
+    # refine(r, i, d) of a variant search: query row r + first_query is variant (r % V) + 1
+    # of image r // V of the second side, i is row i + first_index of the first side's hashes
+    def refine(r, i, d, launch=None):
+        r, i = r + first_query, i + first_index
         j, v = r // rows_per_image, r % rows_per_image + 1
         rank = r.astype(np.int64)  # which image's which variant: the tie-break
         transform = table[v, 0].astype(np.uint8)
@@ -233,7 +279,7 @@ def _variant_refine(score, table, rows_per_image: int, first_index: int, self_jo
         # the shift variant nearest in hash (the score tries shifts itself)
         first = _lowest_distance(i, j, transform, d, offset, rank)
         return score(i[first], j[first], d[first], transform[first], offset[first],
-                     rank[first])
+                     rank[first], launch)
 
     return refine
 
@@ -249,11 +295,14 @@ def _lowest_distance(i, j, transform, d, offset, rank) -> np.ndarray:
     return np.sort(order[new])
 
 
-def _best_per_pair(cols: dict) -> dict:
-    # one row per (i, j): the most similar variant, then the plainest transform, then the
-    # nearest hash (unverified rows: the nearest hash), then the smallest shift, then the
-    # lowest rank (the plain hash, then by image and variant): a total order, so the answer
-    # does not depend on the order the launches or the tasks of a split search meet them in
+def best_per_pair(cols: dict) -> dict:
+    """One row per ``(i, j)`` of candidate rows (``rank`` dropped), sorted by ``(i, j)``.
+
+    The row kept is the most similar variant, then the plainest transform, then the nearest
+    hash (unverified rows: the nearest hash), then the smallest shift, then the lowest
+    ``rank`` (the plain hash, -1, then by image and variant): a total order, so the answer
+    does not depend on the order the launches or the tasks of a split search meet them in.
+    """
     cols = {**empty_extras(cols["i"].size), **cols}  # no launch at all: no extra columns yet
     rank = cols.pop("rank", np.zeros(cols["i"].size, np.int64))
     if cols["i"].size == 0:

@@ -110,3 +110,15 @@ def noisy_copies(n: int, distinct: int, seed: int = 0) -> np.ndarray:
         copies[np.arange(n), where] += rng.integers(-20, 21, n).astype(np.int16)
     others = rng.integers(0, 256, (distinct, 28, 28))
     return np.concatenate([np.clip(copies, 0, 255).reshape(n, 28, 28), others]).astype(np.uint8)
+
+
+def turned_noisy_copies(n: int, turned: int, distinct: int, seed: int = 0) -> np.ndarray:
+    """:func:`noisy_copies` with the last ``turned`` of the ``n`` copies mirrored, transposed
+    or rotated in turn (dihedral transforms 1-7): one near group only under
+    ``invariant="dihedral"``."""
+    from gpudedup.transforms import apply
+
+    x = noisy_copies(n, distinct, seed)
+    for k in range(n - turned, n):
+        x[k] = apply(x[k], 1 + k % 7)
+    return x

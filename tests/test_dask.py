@@ -159,6 +159,30 @@ def test_a_big_near_group_skips_the_same_on_workers(client):
         assert got.unchecked == want.unchecked
 
 
+def test_a_big_near_group_under_dihedral_skips_the_same_on_workers(client):
+    # the variant search runs in tasks of its own query rows' blocks, so it skips on the
+    # workers what it skips in one process (joined.py)
+    from helpers import turned_noisy_copies
+
+    x = turned_noisy_copies(1000, 400, 500, seed=6)
+    options = {"invariant": "dihedral", "strategy": "mih"}
+    plain = gd.find_overlaps(x, strategy="mih")
+    want = gd.find_overlaps(x, **options)
+    assert len(want.groups()[0]) == 1000 and want.unchecked > plain.unchecked
+    on_dask.run_stats(reset=True)
+    got = gd.find_overlaps(da.from_array(x, chunks=500), scheduler=client, **options)
+    assert on_dask.run_stats().search_tasks > 2
+    assert_same(got, want)
+    assert got.unchecked == want.unchecked
+    a, b = x[:700], x[700:]
+    want = gd.find_overlaps(a, b, **options)
+    got = gd.find_overlaps(da.from_array(a, chunks=500), da.from_array(b, chunks=500),
+                           scheduler=client, **options)
+    assert want.unchecked > 0 and (want.transform > 0).any()
+    assert_same(got, want)
+    assert got.unchecked == want.unchecked
+
+
 def _die_once(block, marker):
     # ends its worker process on the first attempt only (the marker says it happened)
     try:

@@ -242,6 +242,32 @@ def test_a_big_near_group_skips_candidates_it_has_joined(skipping, monkeypatch):
     assert gd.plan_clean(rep).keep["train"][:400].sum() == 1
 
 
+def test_variant_searches_skip_inside_big_groups_too(skipping, monkeypatch):
+    # under dihedral invariance the turned copies join the group through the variant search,
+    # which skips by blocks of its own query rows what it has joined (joined.py)
+    from helpers import turned_noisy_copies
+
+    x = turned_noisy_copies(400, 150, 200, seed=8)
+    plain = gd.find_overlaps(x, backend="cpu")
+    assert max(len(g) for g in plain.groups()) == 250  # the turned ones: 7 groups apart
+    got = gd.find_overlaps(x, backend="cpu", invariant="dihedral")
+    monkeypatch.setattr(skipping, "SKIP_FROM", 10**9)
+    every = gd.find_overlaps(x, backend="cpu", invariant="dihedral")
+    assert every.unchecked == 0 and (every.transform > 0).sum() > 20_000
+    want = naive_groups(len(x), zip(every.left.tolist(), every.right.tolist()))
+    assert sorted(g.tolist() for g in got.groups()) == want and len(want[0]) == 400
+    # the variant search skipped too: more than the plain search alone does
+    assert got.unchecked > plain.unchecked + 20_000 and len(got) < len(every) / 4
+    key = lambda ov: ov.left * len(x) + ov.right  # noqa: E731
+    at = np.searchsorted(key(every), key(got))
+    assert np.array_equal(key(every)[at], key(got))
+    # a pair whose best variant was skipped keeps its best checked one: never more similar
+    assert (got.similarity <= every.similarity[at]).all()
+    same = got.transform == every.transform[at]
+    assert same.mean() > 0.5
+    assert np.array_equal(got.similarity[same], every.similarity[at][same])
+
+
 def test_skipping_depends_only_on_each_block_of_rows(skipping):
     # the blocks a Dask task searches (whole blocks of 256 rows, lead=) give the whole answer
     from helpers import noisy_copies
@@ -256,7 +282,7 @@ def test_skipping_depends_only_on_each_block_of_rows(skipping):
     for start, stop in ((0, 256), (256, 512), (512, 800)):
         ov = _overlaps(gd.hash_images(x[start:]), None, ("a", "a"), threshold=8, exact=True,
                        near=True, verify=True, be=backend.resolve("cpu"), strategy="auto",
-                       lead=stop - start)
+                       lead=stop - start, part="plain")
         unchecked += ov.unchecked
         for name, got in rows.items():
             got.append(getattr(ov, name) + (start if name in ("left", "right") else 0))

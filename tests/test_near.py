@@ -276,36 +276,53 @@ def copies_in_every_variant(rng, n: int = 60) -> np.ndarray:
 
 @pytest.mark.parametrize("options", [{"invariant": "dihedral"}, {"shifts": 1},
                                      {"invariant": "dihedral", "shifts": 1, "threshold": 10}])
-def test_variant_search_in_blocks_equals_the_whole(options):
-    # a search split into blocks of first images (lead, as the Dask tasks split it) gives the
-    # whole search's rows: each pair's variant candidates, and its pick among them, are the
-    # same whichever block meets them (matching._best_per_pair orders them totally)
-    from gpudedup import backend
+def test_variant_search_in_blocks_equals_the_whole(options, monkeypatch):
+    # the parts a Dask run splits a search into give the whole search's rows: the plain hashes
+    # in blocks of first images (lead=), the variant hashes in blocks of the rows their search
+    # queries with, each pair's pick among its candidates by a total order (best_per_pair)
+    from gpudedup import backend, distributed
     from gpudedup.api import _overlaps
 
+    monkeypatch.setattr(search_mod, "BLOCK_ROWS", 16)  # several blocks of variant rows
     x = copies_in_every_variant(np.random.default_rng(23))
     kwargs = {"threshold": 8, **options}
     whole = gd.find_overlaps(x, **kwargs)
     assert len(whole) >= 12 and ((whole.transform > 0) | (whole.offset != 0).any(axis=1)).any()
     threshold = kwargs.pop("threshold")
-    rows = {name: [] for name in ("left", "right", "distance", "similarity", "residual",
-                                  "shift", "transform", "offset", "verified", "exact")}
+    be = backend.resolve("cpu")
+    names = ("left", "right", "distance", "similarity", "residual", "shift", "transform",
+             "offset", "verified", "exact")
+    plain = {name: [] for name in names}
     for start, stop in ((0, 7), (7, 40), (40, 41), (41, x.shape[0])):
         rest = gd.hash_images(x[start:], **kwargs)
         ov = _overlaps(rest, None, ("a", "a"), threshold=threshold, exact=True, near=True,
-                       verify=True, be=backend.resolve("cpu"), strategy="auto",
-                       lead=stop - start)
-        assert (ov.left < stop - start).all()
-        for name, got in rows.items():
-            got.append(getattr(ov, name) + (start if name in ("left", "right") else 0))
-    for name, got in rows.items():
-        np.testing.assert_array_equal(np.concatenate(got), getattr(whole, name), err_msg=name)
+                       verify=True, be=be, strategy="auto", lead=stop - start, part="plain")
+        assert (ov.left < stop - start).all() and (ov.transform == 0).all()
+        for name, got in plain.items():
+            value = getattr(ov, name)
+            got.append(value + start if name in ("left", "right") else value)
+    plain = {name: np.concatenate(got) for name, got in plain.items()}
+    hs = gd.hash_images(x, **kwargs)
+    side = distributed.WorkerSide(hs.phashes, hs.digests, x.shape[1:], x.dtype, "x",
+                                  hs.convention, pixels=x, variants=hs.variants,
+                                  variant_table=hs.variant_table, backend="cpu")
+    rows = np.arange(x.shape[0])
+    total = distributed._variant_rows(hs, None, rows, None, threshold, "auto", be)
+    edges = [0, 16, 48, 64, *range(128, total, 96), total]
+    options = {"threshold": threshold, "verify": True, "strategy": "auto", "backend": "cpu",
+               "min_similarity": gd.DEFAULT_MIN_SIMILARITY}
+    variants = [distributed.variant_block(side, None, lo, hi, ("a", "a"), options, rows,
+                                          None)["columns"]
+                for lo, hi in zip(edges[:-1], edges[1:])]
+    got = distributed._with_variants(plain, variants, verify=True)
+    for name in names:
+        np.testing.assert_array_equal(got[name], getattr(whole, name), err_msg=name)
 
 
 def test_best_variant_does_not_depend_on_the_order_candidates_come_in():
     # ties on similarity, transform and distance: the smallest hash shift, then the lowest
     # rank, wins whatever order the launches or tasks gave the rows in
-    from gpudedup.matching import _best_per_pair
+    from gpudedup.matching import best_per_pair
 
     offsets = np.array([[1, 1], [0, 1], [-1, 0], [0, 0], [1, 0], [0, -1]], np.int8)
     cols = {"i": np.array([0, 0, 0, 2, 2, 2]), "j": np.array([1, 1, 1, 5, 5, 5]),
@@ -318,7 +335,7 @@ def test_best_variant_does_not_depend_on_the_order_candidates_come_in():
     picks = set()
     for seed in range(12):
         order = np.random.default_rng(seed).permutation(6)
-        best = _best_per_pair({key: value[order] for key, value in cols.items()})
+        best = best_per_pair({key: value[order] for key, value in cols.items()})
         assert "rank" not in best and best["i"].tolist() == [0, 2]
         picks.add(tuple(map(tuple, best["offset"].tolist())))
     # pair (0, 1): shifts of size 1 tie, rank 2 beats 4; pair (2, 5): the nearest hash first
