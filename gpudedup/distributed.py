@@ -360,12 +360,28 @@ def session(scheduler=None):
         yield client
 
 
+#: the numba threads a task of a command's local cluster uses (local_cluster)
+THREADS_VARIABLE = "GPUDEDUP_WORKER_THREADS"
+
+
+def _task_threads() -> None:
+    # a task of local_cluster's workers: numba's threads for this task thread, at most its pool
+    wanted = os.environ.get(THREADS_VARIABLE)
+    if wanted:
+        import numba
+
+        numba.set_num_threads(max(1, min(int(wanted), numba.config.NUMBA_NUM_THREADS)))
+
+
 @contextlib.contextmanager
 def local_cluster(workers: int, threads_per_worker: int = 1):
     """A ``LocalCluster`` of ``workers`` worker processes and its client (for the command).
 
     Each worker runs ``threads_per_worker`` task threads, and its numba kernels share out the
-    machine's cores (``NUMBA_NUM_THREADS`` = cores // workers in the workers' environment).
+    machine's cores: cores // workers threads (:data:`THREADS_VARIABLE` in the workers'
+    environment, applied by each task with ``numba.set_num_threads``; not
+    ``NUMBA_NUM_THREADS``, which can reach a worker after numba has started its threads
+    there, and then numba refuses to compile).
     """
     _require_dask("--workers")
     import distributed
@@ -375,7 +391,7 @@ def local_cluster(workers: int, threads_per_worker: int = 1):
                          f"{workers!r}")
     # the cores shared out: numba's threads per worker, so that workers do not oversubscribe
     cores = max(1, (os.cpu_count() or 1) // int(workers))
-    env = {"NUMBA_NUM_THREADS": str(cores), "OMP_NUM_THREADS": "1"}
+    env = {THREADS_VARIABLE: str(cores), "OMP_NUM_THREADS": "1"}
     with distributed.LocalCluster(n_workers=int(workers), processes=True,
                                   threads_per_worker=threads_per_worker,
                                   dashboard_address=":0", env=env,
@@ -449,6 +465,7 @@ def hash_chunk(chunk, start: int, name: str, backend: str, digests: bool, phashe
     "variant_table", "pixels", "seconds"}``. A CuPy chunk is hashed on its GPU in place."""
     from .hashing import compute_hashes, compute_variant_hashes
 
+    _task_threads()
     begin, cpu = time.perf_counter(), time.process_time()
     source = as_source(chunk, name)
     be = backends.resolve(backend, chunk)
@@ -644,6 +661,7 @@ def search_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, stop
     """
     from .api import _overlaps  # the local search, run unchanged on the block
 
+    _task_threads()
     begin, cpu = time.perf_counter(), time.process_time()
     options = dict(options)
     be = backends.resolve(options.pop("backend"))
@@ -681,6 +699,7 @@ def variant_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, sto
     """
     from .matching import NearOptions, near_pairs
 
+    _task_threads()
     begin, cpu = time.perf_counter(), time.process_time()
     be = backends.resolve(options["backend"])
     opts = NearOptions(options["threshold"], verify=options["verify"],

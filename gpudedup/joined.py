@@ -115,13 +115,17 @@ class JoinedSkipper:
     nodes (None: the row itself); inside one set a node is an image index. Between two sets the
     images of the second are nodes ``offset_b +`` their index: ``score`` returns columns of
     image indices, and its ``j`` are offset so. ``by_second`` says the search queries with
-    ``j``'s rows, so its blocks are blocks of ``j``. ``unchecked`` counts the skipped
+    ``j``'s rows, so its blocks are blocks of ``j``. ``per_block``: ``score`` is called per
+    block even where nothing can be skipped, for a score whose rows depend on which candidates
+    it meets together (the variant search picks one hash shift per transform), as a launch
+    holds different blocks in one process and in a task. ``unchecked`` counts the skipped
     candidates.
     """
 
     def __init__(self, score, nodes: int, nodes_a=None, nodes_b=None, *, offset_b: int = 0,
-                 by_second: bool = False):
+                 by_second: bool = False, per_block: bool = False):
         self.score = score
+        self.per_block = per_block
         self.nodes_a, self.nodes_b = nodes_a, nodes_b
         self.offset_b = offset_b
         self.by_second = by_second
@@ -130,7 +134,9 @@ class JoinedSkipper:
         self.unchecked = 0
 
     def __call__(self, i, j, d):
-        if i.size < SEQUENTIAL_FROM:
+        if i.size < SEQUENTIAL_FROM and not self.per_block:
+            return self.score(i, j, d)
+        if i.size == 0:
             return self.score(i, j, d)
         key = j if self.by_second else i  # the query rows
         if (key[1:] < key[:-1]).any():  # a launch comes in row order on the CPU
@@ -160,7 +166,8 @@ class JoinedSkipper:
             bi, bj, bd = i[lo:hi], j[lo:hi], d[lo:hi]
             left = bi if self.nodes_a is None else self.nodes_a[bi]
             right = bj if self.nodes_b is None else self.nodes_b[bj]
-            skip = _joined(self.parent, self.size, left, right, SKIP_FROM)
+            # (an image's own variant meeting its hash is no pair: scored, the score drops it)
+            skip = _joined(self.parent, self.size, left, right, SKIP_FROM) & (left != right)
             # a row meeting a big group its image is not in yet (between two sets, each new
             # row): one candidate first (the lowest partner), the others once it has joined
             rest = np.flatnonzero(~skip)

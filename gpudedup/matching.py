@@ -253,7 +253,7 @@ def _variant_skipper(refine, second: bool, query_rows: int, first_query: int,
     nodes_query = images_b[(np.arange(query_rows) + first_query) // per_image] + offset
     nodes_index = images_a[first_index:first_index + index_rows]
     return JoinedSkipper(refine, count_a if self_join else count_a + count_b, nodes_query,
-                         nodes_index, offset_b=offset, by_second=second)
+                         nodes_index, offset_b=offset, by_second=second, per_block=True)
 
 
 def _variant_refine(score, table, rows_per_image: int, first_query: int, first_index: int,
@@ -275,8 +275,9 @@ def _variant_refine(score, table, rows_per_image: int, first_query: int, first_i
             offset = np.where(swap[:, None], -offset, offset)
             i, j, d, transform, offset, rank = (i[keep], j[keep], d[keep], transform[keep],
                                                 offset[keep], rank[keep])
-        # one launch holds all variants of an image: score each (i, j, transform) once, as
-        # the shift variant nearest in hash (the score tries shifts itself)
+        # score each (i, j, transform) met here once, as the shift variant nearest in hash
+        # (the score tries shifts itself); "here" is one block of the search's query rows
+        # (joined.py, per_block), the same in one process and in a task
         first = _lowest_distance(i, j, transform, d, offset, rank)
         return score(i[first], j[first], d[first], transform[first], offset[first],
                      rank[first], launch)

@@ -90,8 +90,10 @@ class Overlaps:
     unchecked : int
         Candidate pairs (inside one set or between two) that were not scored, and are not
         among the pairs, because a near group of ``gpudedup.joined.SKIP_FROM`` or more images
-        had joined their two images already (0 on data without such groups). The groups are
-        the same; the pairs of such a group are the checked links that joined it.
+        had joined their two images already (0 on data without such groups). With variant
+        hashes (``invariant=``, ``shifts=``) each variant within the radius is a candidate of
+        its own. The groups are the same; the pairs of such a group are the checked links that
+        joined it.
     rep_left, rep_right : ndarray of int64 or None
         Each image's representative (the smallest index of its class of identical images);
         None: no two images of that side are identical.

@@ -217,6 +217,39 @@ def test_missing_file_on_worker_is_one_clear_error(data, client, tmp_path):
     assert time.perf_counter() - begin < 30
 
 
+def _numba_threads():
+    import numba
+
+    on_dask._task_threads()
+    return numba.get_num_threads(), os.environ.get("NUMBA_NUM_THREADS")
+
+
+def test_command_cluster_shares_the_cores_without_numba_num_threads():
+    # the command's workers take cores // workers numba threads per task, never through
+    # NUMBA_NUM_THREADS: the command's module (numba with it) can be imported in a worker
+    # before the cluster's environment, and numba then refuses every later compile
+    cores = max(1, (os.cpu_count() or 1) // 2)
+    with on_dask.local_cluster(2) as client:
+        got = client.gather([client.submit(_numba_threads, pure=False) for _ in range(4)])
+    assert set(got) == {(cores, None)}
+
+
+def test_command_with_workers_skips_in_big_groups_as_one_process(tmp_path, capsys):
+    # the command's own cluster skips inside big groups as one process does
+    from helpers import turned_noisy_copies, write_h5
+
+    path = tmp_path / "big.h5"
+    write_h5(path, train=turned_noisy_copies(1000, 400, 500, seed=6))
+    plain, spread = tmp_path / "plain.json", tmp_path / "spread.json"
+    options = ["--quiet", "--invariant", "dihedral"]
+    assert cli.main(["scan", str(path), *options, "--json", str(plain)]) == 0
+    out_plain = capsys.readouterr().out
+    assert "were not checked" in out_plain
+    assert cli.main(["scan", str(path), *options, "--workers", "2", "--json", str(spread)]) == 0
+    assert capsys.readouterr().out == out_plain
+    assert json.loads(spread.read_text()) == json.loads(plain.read_text())
+
+
 def test_dask_from_hdf5_checks_its_arguments(data, tmp_path):
     with pytest.raises(InputError, match="chunks"):
         gd.dask_from_hdf5(f"{data['path']}:/train", chunks=0)
