@@ -717,16 +717,17 @@ def variant_block(side_a: WorkerSide, side_b: WorkerSide | None, start: int, sto
 
 def _variant_rows(ha: HashSet, hb: HashSet | None, rows_a, rows_b, threshold: int,
                   strategy: str, be) -> int:
-    # the rows of the side the variant search queries with (0: no variant search), as
-    # matching.near_pairs decides it
+    # the rows of the side the variant search queries with (0: no variant search)
+    from .matching import variant_search
+
     other = ha if hb is None else hb
     table = other.variant_table
     if table is None or table.shape[0] < 2:
         return 0
-    query = np.ascontiguousarray(other.variants[rows_a if hb is None else rows_b][:, 1:])
-    query, index = query.reshape(-1), ha.phashes[rows_a]
-    plan = search.plan_search(query, index, threshold, strategy, be)
-    return index.size if search.queries_second(plan, query, index) else query.size
+    query, index, _, _, second = variant_search(ha, other, rows_a,
+                                                rows_a if hb is None else rows_b,
+                                                threshold, strategy, be)
+    return index.size if second else query.size
 
 
 def _with_variants(plain: dict, variants: list[dict], verify: bool) -> dict:

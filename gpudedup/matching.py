@@ -174,15 +174,8 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
                                         label, search)
         parts.append(cols)
     if with_variants and part != "plain":
-        variants = other.variants if rows_b is None else other.variants[rows_b]
-        # column 0 is the plain hash; query row r is variant r % V + 1 of image r // V
-        codes = np.ascontiguousarray(variants[:, 1:])
-        query, index = codes.reshape(-1), codes_a
-        per_image = codes.shape[1]
-        # inside one set a pair (i < j) has candidates from j's variants against i's hash
-        # and from i's variants against j's: all variants against all hashes
-        plan = plan_search(query, index, opts.threshold, opts.strategy, be)
-        second = queries_second(plan, query, index)
+        query, index, per_image, plan, second = variant_search(
+            ha, other, rows_a, rows_b, opts.threshold, opts.strategy, be)
         first_query = first_index = 0
         if span is not None:  # a task: its rows of the side the whole search queries with
             if second:
@@ -204,6 +197,23 @@ def near_pairs(ha, hb, opts: NearOptions, be, *, label: str = "search", rows_a=N
     if len(parts) == 1:  # one search: one row per pair already, sorted by (i, j)
         return {**empty_extras(parts[0]["i"].size), **parts[0]}, reason, unchecked
     return best_per_pair(concat_columns(parts)), reason, unchecked
+
+
+def variant_search(ha, other, rows_a, rows_b, threshold: int, strategy: str, be):
+    """The search of the variant hashes: ``(query, index, per_image, plan, second)``.
+
+    ``query`` holds the variant hashes of ``other``'s searched rows (row r: variant r % V + 1
+    of image r // V, V = ``per_image``), ``index`` the plain hashes of ``ha``'s; inside one
+    set (``other`` is ``ha``) a pair has candidates from both images' variants, so this is all
+    variants against all hashes. ``plan`` is the search's plan and ``second`` whether it
+    queries with ``index``'s rows (its blocks, and a task's rows, are of that side).
+    """
+    variants = other.variants if rows_b is None else other.variants[rows_b]
+    codes = np.ascontiguousarray(variants[:, 1:])  # column 0 is the plain hash
+    query = codes.reshape(-1)
+    index = ha.phashes if rows_a is None else ha.phashes[rows_a]
+    plan = plan_search(query, index, threshold, strategy, be)
+    return query, index, codes.shape[1], plan, queries_second(plan, query, index)
 
 
 def _plain_search(score, codes_a, codes_b, count_a, count_b, rows_a, rows_b, self_join,
