@@ -101,7 +101,7 @@ def main(argv=None) -> int:
               "machine": report.machine_info(), "versions": report.versions(),
               "radii": radii}
     out = args.out or report.RESULTS_DIR / "compare-cpu.json"
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    report.write(record, out)
     for r, row in radii.items():
         print(f"r={r}: {row['pairs']:,} pairs, same pairs {row['same_pairs']}; this "
               f"{row['this']['seconds']:.3f} s, {rev[:8]} {row['rev']['seconds']:.3f} s "

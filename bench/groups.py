@@ -156,7 +156,7 @@ def main(argv=None) -> int:
                                              options)
     record["table_markdown"] = markdown(record)
     out = args.out or report.RESULTS_DIR / "groups-cpu.json"
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    report.write(record, out)
     print(record["table_markdown"])
     log(f"wrote {out}")
     return 0

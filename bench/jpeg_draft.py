@@ -16,7 +16,6 @@ scikit-image wheel's own photos).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -138,7 +137,7 @@ def main(argv=None) -> int:
               "versions": report.versions(), "results": results}
     record["table_markdown"] = markdown(record)
     out = args.out or report.RESULTS_DIR / "jpeg-draft.json"
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    report.write(record, out)
     print(record["table_markdown"])
     log(f"wrote {out}")
     return 0

@@ -26,7 +26,7 @@ from .hashing import hash_source
 from .hashset import HashSet
 from .labels import check_labels
 from .layout import SplitSpec
-from .matching import NearOptions, empty_extras, near_pairs
+from .matching import NearOptions, empty_extras, mark_exact, near_pairs
 from .results import MAX_PAIRS, Overlaps, Report, SplitInfo
 from .search import concat_columns, digest_pairs, sort_columns, verify_pairs
 from .sources import ImageSource, as_source, split_h5_path
@@ -174,11 +174,8 @@ def _overlaps(ha: HashSet, hb: HashSet | None, names: tuple[str, str], *, thresh
                  **empty_extras(mi.size), "exact": np.ones(mi.size, bool)}
         # (similarity, residual and verified of exact pairs are set below)
         cols = sort_columns(concat_columns([cols, extra]))
-    # exact copies are exact whatever their variant: byte-identical, similarity 1
     ex = cols["exact"]
-    cols["similarity"][ex], cols["residual"][ex] = 1.0, 0.0
-    cols["transform"][ex], cols["shift"][ex], cols["offset"][ex] = 0, 0, 0
-    cols["verified"][ex] = verify
+    mark_exact(cols, ex, verify)
     return Overlaps(cols["i"], cols["j"], cols["distance"], ex, threshold=threshold,
                     self_join=self_join, similarity=cols["similarity"],
                     residual=cols["residual"], shift=cols["shift"],

@@ -733,7 +733,8 @@ def _variant_rows(ha: HashSet, hb: HashSet | None, rows_a, rows_b, threshold: in
 def _with_variants(plain: dict, variants: list[dict], verify: bool) -> dict:
     # the plain tasks' rows and the variant tasks' candidate rows, one per pair as in one
     # process (matching.best_per_pair); an exact pair stays exact, untransformed
-    from .matching import best_per_pair
+    from .api import _pair_keys
+    from .matching import best_per_pair, mark_exact
 
     rows = _concat([{**plain, "rank": np.full(plain["left"].size, -1, np.int64)}, *variants])
     exact = plain["left"][plain["exact"]], plain["right"][plain["exact"]]
@@ -741,12 +742,8 @@ def _with_variants(plain: dict, variants: list[dict], verify: bool) -> dict:
     best = best_per_pair(rows)
     best["left"], best["right"] = best.pop("i"), best.pop("j")
     width = int(max(best["right"].max(initial=0), exact[1].max(initial=0))) + 1
-    keys = best["left"] * width + best["right"]
-    ex = np.isin(keys, exact[0] * width + exact[1])
-    best["exact"] = ex
-    best["similarity"][ex], best["residual"][ex] = 1.0, 0.0
-    best["transform"][ex], best["shift"][ex], best["offset"][ex] = 0, 0, 0
-    best["verified"][ex] = verify
+    mark_exact(best, np.isin(_pair_keys(best["left"], best["right"], width),
+                             _pair_keys(*exact, width)), verify)
     return best
 
 

@@ -134,9 +134,7 @@ class JoinedSkipper:
         self.unchecked = 0
 
     def __call__(self, i, j, d):
-        if i.size < SEQUENTIAL_FROM and not self.per_block:
-            return self.score(i, j, d)
-        if i.size == 0:
+        if i.size == 0 or (i.size < SEQUENTIAL_FROM and not self.per_block):
             return self.score(i, j, d)
         key = j if self.by_second else i  # the query rows
         if (key[1:] < key[:-1]).any():  # a launch comes in row order on the CPU

@@ -72,6 +72,16 @@ def empty_extras(count: int) -> dict:
             "verified": np.zeros(count, bool)}
 
 
+def mark_exact(cols: dict, exact: np.ndarray, verified: bool) -> None:
+    """Set the rows ``exact`` of near-pair columns as exact copies, whatever variant matched:
+    byte-identical, similarity 1, residual 0, untransformed and unshifted; ``verified``
+    whether the bytes were compared."""
+    cols["exact"] = exact
+    cols["similarity"][exact], cols["residual"][exact] = 1.0, 0.0
+    cols["transform"][exact], cols["shift"][exact], cols["offset"][exact] = 0, 0, 0
+    cols["verified"][exact] = verified
+
+
 def resident(hs, candidates: int) -> ImageSource | None:
     """``hs.images``, read whole into memory once (kept on ``hs``) when it is a file of at most
     :data:`RESIDENT_BYTES` and ``candidates`` pairs are to be checked against it, more than
