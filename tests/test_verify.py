@@ -513,3 +513,26 @@ def test_low_content_images_match_naive_with_and_without_cut(background):
     # the dense side first (a picture against specks) gets the same score: the fit is symmetric
     back, _ = kernel_scores(b, a, j, i)
     np.testing.assert_allclose(back, full, rtol=1e-9, atol=1e-9)
+
+
+def test_low_content_float_images_with_specks_below_one_level_score_as_without_them():
+    # the sparse path finds a's few pixels on raw values, once per image: a speck far below one
+    # level of the pair's range shares the background's level and must add nothing, bit for bit
+    plain = low_content_images(6, 28, 12).astype(np.float64) / 255.0
+    plain[:, 20, 3] = 0.5
+    a = plain.copy()
+    a[:, 5, 7] = 1e-9  # off the background value, on its level
+    a[:, 20, 3] = 0.5 + 1e-12  # off 0.5, on its level
+    b = np.roll(plain, 1, axis=1)
+    b[2:4] = low_content_images(2, 28, 13).astype(np.float64) / 255.0
+    i = np.arange(6)
+    for cut in (-1.0, 8.0):
+        got, got_shift = kernel_scores(a, b, i, i, cut=cut)
+        want, want_shift = kernel_scores(plain, b, i, i, cut=cut)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got_shift, want_shift)
+    for p in range(i.size):  # and both are the naive score, to the levels' precision
+        ref, ref_shift = naive_pair_score(a[p], b[p])
+        assert got[p] == pytest.approx(ref, rel=1e-4, abs=1e-6) or np.isinf(got[p])
+        if np.isfinite(got[p]):
+            assert tuple(got_shift[p]) == ref_shift
