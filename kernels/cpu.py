@@ -25,18 +25,18 @@ from ._common import (
     flipped_value,
     kth_smallest,
     level_bits,
-    level_exponent,
     murmur3_x64_128,
     overlap,
     pack_above_median,
+    pair_levels,
     pow2_scales,
-    quantise,
     quantise_scaled,
     residual_of,
     round_shift,
     shift_limit,
     shift_of,
     transpose_bits8,
+    whole_pixels,
 )
 from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 
@@ -810,6 +810,7 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
     sy = shift_limit(height, max_shift)
     sx = shift_limit(width, max_shift)
     bits = level_bits(height * width)
+    whole = whole_pixels(images_a)  # of one dtype with images_b
     nshifts = (2 * sy + 1) * (2 * sx + 1)
     levels = 0  # block levels of the bound, sides 2, 4, .., 2**levels = coarsest_block
     if cut >= 0.0 and cut < math.inf:
@@ -883,9 +884,8 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
             if not hi > lo:  # both images one constant value
                 out_residual[p] = 0.0
                 continue
-            exponent = level_exponent(hi - lo, bits)
+            lo, exponent, levels_range = pair_levels(lo, hi, bits, whole)
             scale = math.ldexp(1.0, exponent)
-            levels_range = quantise(hi, lo, exponent)
             if i[p] != a_index or lo != a_lo or exponent != a_exponent:
                 a_index, a_lo, a_exponent, a_sat = i[p], lo, exponent, False
                 if a_sparse:  # only its few pixels' levels: a itself is never quantised

@@ -35,10 +35,10 @@ from ._common import (
     flipped_value,
     kth_smallest,
     level_bits,
-    level_exponent,
     murmur3_x64_128,
     overlap,
     pack_above_median,
+    pair_levels,
     pair_range,
     pow2_scales,
     quantise,
@@ -47,6 +47,7 @@ from ._common import (
     shift_limit,
     shift_of,
     transpose_bits8,
+    whole_pixels,
 )
 from .resample import BLOCK, RESAMPLE_HALF, RESAMPLE_INV, THUMB
 from .signatures import check as check_signature
@@ -415,6 +416,7 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
     sy = shift_limit(height, max_shift)
     sx = shift_limit(width, max_shift)
     bits = level_bits(height * width)
+    whole = whole_pixels(images_a)  # of one dtype with images_b
     nshifts = (2 * sy + 1) * (2 * sx + 1)
     levels = 0
     if cut >= 0.0 and cut < math.inf:
@@ -431,8 +433,7 @@ def pair_residuals(images_a, images_b, i, j, max_shift, cut, out_residual, out_s
         if not hi > lo:  # both images one constant value
             out_residual[p] = 0.0
             continue
-        exponent = level_exponent(hi - lo, bits)
-        levels_range = quantise(hi, lo, exponent)
+        lo, exponent, levels_range = pair_levels(lo, hi, bits, whole)
         limit = cut_limit(levels_range, cut) if levels else math.inf
         best = -1.0
         for k in range(nshifts):

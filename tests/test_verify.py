@@ -536,3 +536,30 @@ def test_low_content_float_images_with_specks_below_one_level_score_as_without_t
         assert got[p] == pytest.approx(ref, rel=1e-4, abs=1e-6) or np.isinf(got[p])
         if np.isfinite(got[p]):
             assert tuple(got_shift[p]) == ref_shift
+
+
+@pytest.mark.parametrize("dtype, side", [(np.uint8, 28), (np.uint16, 28), (np.uint16, 192)])
+def test_whole_pixels_as_their_own_levels_score_as_the_pairs_quantisation(dtype, side):
+    # integer pixels within the levels' bits are scored on their own values (pair_levels), an
+    # exact affine map of the pair's quantisation: the float copy of the same images (quantised
+    # per pair) gets the same shifts and residuals; 192 px uint16 (14-bit levels) past 2**14
+    # are quantised per pair as before
+    rng = np.random.default_rng(side + np.dtype(dtype).itemsize)
+    top = 255 if dtype == np.uint8 else 60_000
+    a = smooth_images(6, side, 21).astype(np.float64) / 255 * top
+    b = np.clip(a * 0.8 + rng.normal(0, top / 100, a.shape) + top / 20, 0, top)
+    b[3:] = smooth_images(3, side, 22).astype(np.float64) / 255 * top
+    a, b = a.astype(dtype), b.astype(dtype)
+    a[1] //= 64  # a narrow pair: few levels, a large exponent for the float copy
+    b[1] = np.roll(a[1], 1, axis=0)
+    bits = _common.level_bits(side * side)
+    assert (int(a.max()) <= 2 ** bits - 1) == (side == 28)
+    i = np.r_[np.arange(6), [0, 0]]
+    j = np.r_[np.arange(6), [4, 5]]
+    for cut in (-1.0, 8.0):
+        got, got_shift = kernel_scores(a, b, i, j, cut=cut)
+        want, want_shift = kernel_scores(a.astype(np.float64), b.astype(np.float64), i, j,
+                                         cut=cut)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(got_shift, want_shift)
+        assert 0 < np.isfinite(got).sum() < (got.size if cut >= 0 else got.size + 1)
